@@ -6,8 +6,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -18,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/entra-go/secure-api/internal/httpx"
 	"github.com/entra-go/secure-api/static"
 )
 
@@ -51,51 +50,20 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Addr:              cfg.Addr,
-		Handler:           h,
-		MaxHeaderBytes:    64 << 10,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log.Info("demohost", "url", "http://"+cfg.Addr+"/", "mode", cfg.Page.Mode,
 		"authority", cfg.Page.Authority, "api", cfg.Page.APIBaseURL, "embedded", cfg.StaticDir == "")
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return srv.Shutdown(sctx)
+	return httpx.Serve(ctx, httpx.NewServer(cfg.Addr, h), log)
 }
 
 // probeClient trusts the system roots plus the dev CA file when there is one.
 func probeClient(caFile string) (*http.Client, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
+	c, err := httpx.ClientTrusting(caFile, 3*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("DEVIDP_CA_FILE: %w", err)
 	}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("DEVIDP_CA_FILE: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("DEVIDP_CA_FILE %s: no PEM certificate", caFile)
-		}
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return &http.Client{Transport: tr, Timeout: 3 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, nil
+	return c, nil
 }
 
 // discoveryProbe GETs the fixed discovery URL (never a URL from the request).
