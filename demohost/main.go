@@ -42,11 +42,7 @@ func run(log *slog.Logger) error {
 	_ = mime.AddExtensionType(".css", "text/css; charset=utf-8")
 	_ = mime.AddExtensionType(".svg", "image/svg+xml")
 
-	client, err := probeClient(cfg.CAFile)
-	if err != nil {
-		return err
-	}
-	h, err := newHost(cfg, files, discoveryProbe(client, cfg.Page.DiscoveryURL), log)
+	h, err := newHost(cfg, files, discoveryProbe(cfg.CAFile, cfg.Page.DiscoveryURL), log)
 	if err != nil {
 		return err
 	}
@@ -57,30 +53,41 @@ func run(log *slog.Logger) error {
 	return httpx.Serve(ctx, httpx.NewServer(cfg.Addr, h), log)
 }
 
-// probeClient trusts the system roots plus the dev CA file when there is one.
+// probeClient trusts the system roots plus the dev CA file when it exists.
+// It is made per probe: devidp writes its CA on its first run, possibly after
+// demohost started.
 func probeClient(caFile string) (*http.Client, error) {
-	c, err := httpx.ClientTrusting(caFile, 3*time.Second)
-	if err != nil {
-		return nil, fmt.Errorf("DEVIDP_CA_FILE: %w", err)
+	if caFile != "" {
+		if _, err := os.Stat(caFile); err != nil {
+			caFile = ""
+		}
 	}
-	return c, nil
+	return httpx.ClientTrusting(caFile, 3*time.Second)
 }
 
 // discoveryProbe GETs the fixed discovery URL (never a URL from the request).
-func discoveryProbe(c *http.Client, url string) func(context.Context) error {
+func discoveryProbe(caFile, url string) func(context.Context) error {
 	return func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		c, err := probeClient(caFile)
 		if err != nil {
 			return err
 		}
-		res, err := c.Do(req)
-		if err != nil {
-			return err
-		}
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			return fmt.Errorf("discovery: HTTP %d", res.StatusCode)
-		}
-		return nil
+		return probe(ctx, c, url)
 	}
+}
+
+func probe(ctx context.Context, c *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("discovery: HTTP %d", res.StatusCode)
+	}
+	return nil
 }
