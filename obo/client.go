@@ -1,0 +1,396 @@
+package obo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
+	"golang.org/x/sync/singleflight"
+)
+
+// Credential is how the API authenticates itself to the IdP when it redeems
+// an assertion: a client secret, a certificate, or a client-assertion callback
+// (federated credentials, workload identity).
+type Credential struct {
+	cred confidential.Credential
+	kind string
+}
+
+// Kind is "secret", "certificate" or "assertion" ("" for the zero value).
+func (c Credential) Kind() string { return c.kind }
+
+// SecretCredential authenticates with a client secret.
+func SecretCredential(secret string) (Credential, error) {
+	c, err := confidential.NewCredFromSecret(secret)
+	if err != nil {
+		return Credential{}, fmt.Errorf("obo: client secret: %w", err)
+	}
+	return Credential{cred: c, kind: "secret"}, nil
+}
+
+// CertificateCredential authenticates with a signed client assertion
+// (PS256, x5t#S256 header, as MSAL Go sends to Entra) from a PEM certificate
+// chain and an unencrypted PEM RSA private key (the two may be one file,
+// passed twice or once with the other nil).
+func CertificateCredential(certPEM, keyPEM []byte) (Credential, error) {
+	pemData := append(append([]byte{}, certPEM...), append([]byte("\n"), keyPEM...)...)
+	certs, key, err := confidential.CertFromPEM(pemData, "")
+	if err != nil {
+		return Credential{}, fmt.Errorf("obo: client certificate: %w", err)
+	}
+	c, err := confidential.NewCredFromCert(certs, key)
+	if err != nil {
+		return Credential{}, fmt.Errorf("obo: client certificate: %w", err)
+	}
+	return Credential{cred: c, kind: "certificate"}, nil
+}
+
+// AssertionCredential authenticates with a client assertion returned by fn
+// on every token request, e.g. a federated token from the platform. fn must be
+// safe for concurrent use.
+func AssertionCredential(fn func(ctx context.Context) (string, error)) Credential {
+	return Credential{kind: "assertion", cred: confidential.NewCredFromAssertionCallback(
+		func(ctx context.Context, _ confidential.AssertionRequestOptions) (string, error) { return fn(ctx) })}
+}
+
+// FederatedTokenFileCredential is AssertionCredential reading the token from
+// path on every request (the platform rewrites the file before the token
+// expires), as with AZURE_FEDERATED_TOKEN_FILE in Azure workload identity.
+func FederatedTokenFileCredential(path string) Credential {
+	return AssertionCredential(func(context.Context) (string, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("obo: read federated token file: %w", err)
+		}
+		t := strings.TrimSpace(string(b))
+		if t == "" {
+			return "", errors.New("obo: federated token file is empty")
+		}
+		return t, nil
+	})
+}
+
+// InstanceDiscovery selects MSAL's instance discovery (a call to
+// login.microsoftonline.com before the first token request).
+type InstanceDiscovery int
+
+const (
+	// InstanceDiscoveryAuto enables it only for Microsoft's own login hosts;
+	// any other authority (the local emulator, a sovereign test host) would
+	// otherwise fail offline.
+	InstanceDiscoveryAuto InstanceDiscovery = iota
+	InstanceDiscoveryOn
+	InstanceDiscoveryOff
+)
+
+var microsoftHosts = map[string]bool{
+	"login.microsoftonline.com": true, "login.windows.net": true, "login.microsoft.com": true,
+	"sts.windows.net": true, "login.chinacloudapi.cn": true, "login.partner.microsoftonline.cn": true,
+	"login.microsoftonline.us": true, "login-us.microsoftonline.com": true, "login.microsoftonline.de": true,
+	"login.usgovcloudapi.net": true,
+}
+
+// Config configures a Client.
+type Config struct {
+	// Authority is the tenant authority, e.g.
+	// "https://login.microsoftonline.com/<tenant>" or "https://localhost:8443/<tenant>".
+	Authority string
+	// ClientID is this API's application (client) id.
+	ClientID   string
+	Credential Credential
+	// HTTPClient makes the IdP calls (e.g. trusting the dev CA). nil = a
+	// client with Timeout.
+	HTTPClient        *http.Client
+	InstanceDiscovery InstanceDiscovery
+	// Store caches downstream tokens. nil = NewMemoryStore(DefaultMaxEntries).
+	Store Store
+	// Timeout bounds one token exchange with the IdP (default 10s). It runs
+	// detached from the request that started it, so that a caller giving up
+	// does not fail the other callers waiting for the same token.
+	Timeout time.Duration
+	// MSALMaxTokens and MSALMaxAge bound MSAL's own OBO cache, which never
+	// evicts: after that many IdP exchanges, or that age, the MSAL client is
+	// replaced by a fresh one (our cache is in front, so nothing is lost but
+	// MSAL's duplicate copies). Defaults 1000 and 1h.
+	MSALMaxTokens int
+	MSALMaxAge    time.Duration
+	Logger        *slog.Logger
+}
+
+// Source says where a token came from.
+type Source string
+
+const (
+	SourceCache Source = "cache" // our cache (memory or Redis)
+	SourceIdP   Source = "idp"   // an OBO exchange with the IdP
+)
+
+// Token is a downstream access token and how it was obtained.
+type Token struct {
+	AccessToken string
+	ExpiresOn   time.Time
+	Source      Source
+	// Tier is the cache that answered when Source is SourceCache: "memory",
+	// "redis", or "msal" (MSAL's own cache, after ours dropped the entry).
+	Tier string
+	// Coalesced is true when this caller waited for an IdP exchange that
+	// another concurrent request started.
+	Coalesced bool
+	// Latency is the time Token took.
+	Latency time.Duration
+	// CacheKey is a short, log-safe prefix of the cache key.
+	CacheKey string
+}
+
+// Stats counts what a Client did since it was created.
+type Stats struct {
+	CacheHits    int64 // answered from the store
+	IdPExchanges int64 // token requests sent to the IdP (failed ones included)
+	Coalesced    int64 // callers that joined another caller's exchange
+	Errors       int64
+	MSALClients  int64 // MSAL clients built (1 + rebuilds)
+}
+
+// Client acquires downstream tokens On-Behalf-Of callers. It is safe for
+// concurrent use; create one per API and keep it for the process lifetime.
+type Client struct {
+	cfg      Config
+	authz    string
+	store    Store
+	sf       singleflight.Group
+	mu       sync.Mutex // serialises MSAL client rebuilds
+	msal     atomic.Pointer[msalClient]
+	hits     atomic.Int64
+	idp      atomic.Int64
+	shared   atomic.Int64
+	errs     atomic.Int64
+	builds   atomic.Int64
+	log      *slog.Logger
+	newMSAL  func() (confidential.Client, error)
+	timeNow  func() time.Time
+	authorty string
+}
+
+type msalClient struct {
+	c       confidential.Client
+	created time.Time
+	used    atomic.Int64
+}
+
+// New validates cfg and builds the MSAL confidential client. It makes no
+// network call.
+func New(cfg Config) (*Client, error) {
+	if cfg.ClientID == "" {
+		return nil, errors.New("obo: ClientID is required")
+	}
+	if cfg.Credential.kind == "" {
+		return nil, errors.New("obo: a Credential is required")
+	}
+	u, err := url.Parse(cfg.Authority)
+	if err != nil || u.Scheme != "https" || u.Host == "" || strings.Trim(u.Path, "/") == "" {
+		return nil, errors.New("obo: Authority must be https://host/<tenant>")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: cfg.Timeout}
+	}
+	if cfg.Store == nil {
+		cfg.Store = NewMemoryStore(DefaultMaxEntries, nil)
+	}
+	if cfg.MSALMaxTokens <= 0 {
+		cfg.MSALMaxTokens = 1000
+	}
+	if cfg.MSALMaxAge <= 0 {
+		cfg.MSALMaxAge = time.Hour
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	discovery := microsoftHosts[strings.ToLower(u.Hostname())]
+	switch cfg.InstanceDiscovery {
+	case InstanceDiscoveryOn:
+		discovery = true
+	case InstanceDiscoveryOff:
+		discovery = false
+	}
+	authority := strings.TrimRight(cfg.Authority, "/")
+	c := &Client{
+		cfg:      cfg,
+		authz:    authority + "/oauth2/v2.0/authorize",
+		store:    cfg.Store,
+		log:      cfg.Logger,
+		timeNow:  time.Now,
+		authorty: authority,
+	}
+	c.newMSAL = func() (confidential.Client, error) {
+		return confidential.New(authority, cfg.ClientID, cfg.Credential.cred,
+			confidential.WithHTTPClient(cfg.HTTPClient),
+			confidential.WithInstanceDiscovery(discovery))
+	}
+	mc, err := c.newMSAL()
+	if err != nil {
+		return nil, fmt.Errorf("obo: build MSAL client: %w", err)
+	}
+	c.builds.Add(1)
+	c.msal.Store(&msalClient{c: mc, created: time.Now()})
+	return c, nil
+}
+
+// AuthorizeURL is the authority's authorize endpoint, the authorization_uri
+// of the challenges this API sends.
+func (c *Client) AuthorizeURL() string { return c.authz }
+
+// Authority is the configured authority without a trailing slash.
+func (c *Client) Authority() string { return c.authorty }
+
+// Stats returns the counters.
+func (c *Client) Stats() Stats {
+	return Stats{CacheHits: c.hits.Load(), IdPExchanges: c.idp.Load(), Coalesced: c.shared.Load(),
+		Errors: c.errs.Load(), MSALClients: c.builds.Load()}
+}
+
+// Key is the cache key for assertion and scopes at this client.
+func (c *Client) Key(assertion string, scopes []string) Key {
+	return NewKey(c.authorty, c.cfg.ClientID, assertion, scopes)
+}
+
+// Forget drops the cached token for assertion and scopes, e.g. after the
+// downstream API refused it with a claims challenge.
+func (c *Client) Forget(ctx context.Context, assertion string, scopes []string) {
+	_ = c.store.Delete(ctx, c.Key(assertion, scopes))
+}
+
+type flight struct {
+	e         Entry
+	fromCache bool
+}
+
+// Token returns a downstream token for scopes On-Behalf-Of the caller whose
+// (already validated) access token is assertion. It answers from the cache
+// when it can; concurrent misses for the same key make one IdP exchange,
+// bounded by Config.Timeout. If ctx ends first, Token returns at once (the
+// exchange continues for the other waiters and fills the cache). Every error
+// is an *Error.
+func (c *Client) Token(ctx context.Context, assertion string, scopes []string) (Token, error) {
+	start := time.Now()
+	if assertion == "" {
+		c.errs.Add(1)
+		return Token{}, &Error{Kind: KindInvalidAssertion, Message: "no access token to exchange"}
+	}
+	if len(scopes) == 0 {
+		c.errs.Add(1)
+		return Token{}, &Error{Kind: KindConfiguration, Message: "no downstream scopes configured"}
+	}
+	k := c.Key(assertion, scopes)
+	if e, ok, _ := c.store.Get(ctx, k); ok {
+		c.hits.Add(1)
+		return Token{AccessToken: e.AccessToken, ExpiresOn: e.ExpiresOn, Source: SourceCache, Tier: e.Tier,
+			Latency: time.Since(start), CacheKey: k.short()}, nil
+	}
+	ch := c.sf.DoChan(string(k[:]), func() (any, error) { return c.exchange(ctx, k, assertion, scopes) })
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			c.errs.Add(1)
+			return Token{}, r.Err
+		}
+		f := r.Val.(flight)
+		t := Token{AccessToken: f.e.AccessToken, ExpiresOn: f.e.ExpiresOn, Source: SourceIdP,
+			Coalesced: r.Shared, Latency: time.Since(start), CacheKey: k.short()}
+		if f.fromCache {
+			t.Source, t.Tier = SourceCache, f.e.Tier
+		}
+		if r.Shared {
+			c.shared.Add(1)
+		}
+		return t, nil
+	case <-ctx.Done():
+		c.errs.Add(1)
+		return Token{}, &Error{Kind: KindIdPUnavailable, Message: "the request ended before the token was obtained", Err: ctx.Err()}
+	}
+}
+
+// exchange runs once per key at a time (singleflight). It uses a context
+// detached from the caller's, bounded by the configured timeout.
+func (c *Client) exchange(parent context.Context, k Key, assertion string, scopes []string) (any, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), c.cfg.Timeout)
+	defer cancel()
+	// Another flight (or another instance, through Redis) may have filled the
+	// cache between our miss and this flight.
+	if e, ok, _ := c.store.Get(ctx, k); ok {
+		c.hits.Add(1)
+		return flight{e: e, fromCache: true}, nil
+	}
+	mc := c.msalClient()
+	ar, err := mc.c.AcquireTokenOnBehalfOf(ctx, assertion, scopes)
+	if err != nil {
+		c.idp.Add(1)
+		oe := classifyIdP(err, ctx.Err(), scopes)
+		c.log.LogAttrs(ctx, slog.LevelWarn, "obo: token exchange failed",
+			slog.String("kind", oe.Kind.String()), slog.String("idp_error", oe.IdPError),
+			slog.String("suberror", oe.IdPSubError), slog.Any("codes", oe.Codes),
+			slog.String("correlation_id", oe.CorrelationID), slog.String("key", k.short()),
+			slog.String("cause", causeText(oe)))
+		return nil, oe
+	}
+	e := Entry{AccessToken: ar.AccessToken, ExpiresOn: ar.ExpiresOn, ValidUntil: ar.ExpiresOn.Add(-RefreshMargin)}
+	_ = c.store.Set(ctx, k, e)
+	if ar.Metadata.TokenSource == confidential.TokenSourceCache {
+		// MSAL's own cache still had it (our entry was evicted or forgotten).
+		c.hits.Add(1)
+		e.Tier = "msal"
+		return flight{e: e, fromCache: true}, nil
+	}
+	c.idp.Add(1)
+	return flight{e: e}, nil
+}
+
+// causeText is the underlying error's text for logs, except for IdP HTTP
+// errors whose text embeds the whole response (we log its parsed fields).
+func causeText(e *Error) string {
+	if e.Err == nil {
+		return ""
+	}
+	s := e.Err.Error()
+	if len(s) > 300 {
+		s = s[:300]
+	}
+	return s
+}
+
+// msalClient returns the current MSAL client, replacing it first when it has
+// made MSALMaxTokens exchanges or is older than MSALMaxAge. The old client is
+// dropped (requests still using it finish normally) and with it every OBO
+// token MSAL cached, which is what bounds MSAL's never-evicting cache.
+func (c *Client) msalClient() *msalClient {
+	mc := c.msal.Load()
+	if mc.used.Add(1) <= int64(c.cfg.MSALMaxTokens) && time.Since(mc.created) < c.cfg.MSALMaxAge {
+		return mc
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur := c.msal.Load(); cur != mc {
+		return cur
+	}
+	fresh, err := c.newMSAL()
+	if err != nil { // cannot happen with a config New accepted; keep the old one
+		c.log.Error("obo: rebuilding the MSAL client failed", "err", err.Error())
+		return mc
+	}
+	nc := &msalClient{c: fresh, created: time.Now()}
+	nc.used.Store(1)
+	c.msal.Store(nc)
+	c.builds.Add(1)
+	return nc
+}
