@@ -1,0 +1,194 @@
+package apiauth
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config says which tokens the API accepts. Either Authority (issuers and
+// keys from OpenID discovery) or JWKSURL + Issuers must be set, and ClientID.
+type Config struct {
+	// Authority is the tenant authority, e.g.
+	// https://login.microsoftonline.com/{tenant-id} or, locally,
+	// https://localhost:8443/{tenant-id}. A multi-tenant API uses
+	// .../common or .../organizations and must set AllowedTenants.
+	// The v2.0 issuer comes from {Authority}/v2.0/.well-known/openid-configuration,
+	// the v1.0 issuer from {Authority}/.well-known/openid-configuration and
+	// the keys from the jwks_uri of the first accepted version's document.
+	Authority string
+	// JWKSURL and Issuers replace discovery when set. An issuer may contain
+	// the {tenantid} template. IssuerVersions[i] is the token version of
+	// Issuers[i] ("1.0" or "2.0"; empty = any accepted version).
+	JWKSURL        string
+	Issuers        []string
+	IssuerVersions []string
+
+	// ClientID is the API's application (client) id. The accepted audiences
+	// are ClientID and api://ClientID, plus Audiences.
+	ClientID  string
+	Audiences []string
+
+	// Versions lists the accepted token versions (ver claim): "2.0", "1.0".
+	// Default both: Entra issues v1.0 tokens unless the API's manifest says
+	// accessTokenAcceptedVersion 2.
+	Versions []string
+
+	// AllowedTenants is the tenant allow-list for a multi-tenant authority
+	// ({tenantid} issuers). "*" allows any tenant (not recommended).
+	AllowedTenants []string
+
+	// Algorithms is the header alg allow-list. Default RS256 (what Entra
+	// uses). Supported: RS256, RS384, RS512, PS256, PS384, PS512.
+	Algorithms []string
+
+	// ClockSkew tolerated on exp, nbf and iat. Default 5 minutes (like
+	// Microsoft.Identity.Web). Negative means zero.
+	ClockSkew time.Duration
+	// MaxTokenSize caps the token length, checked before any decoding.
+	// Default 16 KiB.
+	MaxTokenSize int
+
+	// HTTPClient fetches discovery documents and keys. It must have a timeout
+	// and trust the IdP's CA. Default: a client with a 10 s timeout and the
+	// system roots.
+	HTTPClient *http.Client
+	// MinRefreshInterval is the minimum time between two key-set fetches
+	// caused by unknown kids. Default 1 minute. (Microsoft.Identity.Web: 5 min.)
+	MinRefreshInterval time.Duration
+	// RefreshInterval is the background key-set refresh period. Default 1 h.
+	RefreshInterval time.Duration
+
+	// CacheBytes bounds the validated-token cache (sum of token lengths plus
+	// overhead). Default 32 MiB; negative disables the cache.
+	CacheBytes int
+
+	// Logger receives refusals (precise reason, short token hash) and key
+	// events. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock (tests). Default time.Now.
+	Now func() time.Time
+}
+
+var supportedAlgs = map[string]bool{"RS256": true, "RS384": true, "RS512": true, "PS256": true, "PS384": true, "PS512": true}
+
+func (c *Config) setDefaults() error {
+	if c.ClientID == "" {
+		return errors.New("apiauth: Config.ClientID is required")
+	}
+	if c.Authority == "" && (c.JWKSURL == "" || len(c.Issuers) == 0) {
+		return errors.New("apiauth: set Config.Authority, or Config.JWKSURL and Config.Issuers")
+	}
+	if c.Authority != "" {
+		c.Authority = strings.TrimSuffix(c.Authority, "/")
+		if err := checkFetchURL(c.Authority); err != nil {
+			return err
+		}
+	}
+	if c.JWKSURL != "" {
+		if err := checkFetchURL(c.JWKSURL); err != nil {
+			return err
+		}
+	}
+	if len(c.IssuerVersions) != 0 && len(c.IssuerVersions) != len(c.Issuers) {
+		return errors.New("apiauth: Config.IssuerVersions must be empty or as long as Config.Issuers")
+	}
+	if len(c.Versions) == 0 {
+		c.Versions = []string{"2.0", "1.0"}
+	}
+	for _, v := range c.Versions {
+		if v != "1.0" && v != "2.0" {
+			return fmt.Errorf("apiauth: unsupported token version %q", v)
+		}
+	}
+	if len(c.Algorithms) == 0 {
+		c.Algorithms = []string{"RS256"}
+	}
+	for _, a := range c.Algorithms {
+		if !supportedAlgs[a] {
+			return fmt.Errorf("apiauth: unsupported algorithm %q (RSA only: RS256/384/512, PS256/384/512)", a)
+		}
+	}
+	if c.ClockSkew == 0 {
+		c.ClockSkew = 5 * time.Minute
+	} else if c.ClockSkew < 0 {
+		c.ClockSkew = 0
+	}
+	if c.MaxTokenSize <= 0 {
+		c.MaxTokenSize = 16 << 10
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if c.MinRefreshInterval <= 0 {
+		c.MinRefreshInterval = time.Minute
+	}
+	if c.RefreshInterval <= 0 {
+		c.RefreshInterval = time.Hour
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = 32 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// checkFetchURL refuses plain-HTTP key sources except on loopback.
+func checkFetchURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("apiauth: invalid URL %q", s)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		h := u.Hostname()
+		if h == "localhost" || h == "127.0.0.1" || h == "::1" {
+			return nil
+		}
+	}
+	return fmt.Errorf("apiauth: %q: keys and discovery must come over https", s)
+}
+
+// tenantFromAuthority returns the last path segment of the authority.
+func tenantFromAuthority(a string) string {
+	u, err := url.Parse(a)
+	if err != nil {
+		return ""
+	}
+	p := strings.Trim(u.Path, "/")
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		p = p[i+1:]
+	}
+	return p
+}
+
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !isHex(c) {
+				return false
+			}
+		}
+	}
+	return true
+}

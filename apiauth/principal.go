@@ -1,0 +1,111 @@
+package apiauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"slices"
+	"time"
+)
+
+// Principal is the validated caller, read from the access token. A Principal
+// returned by Validate may be shared between requests (validated-token cache):
+// treat it and its slices as read-only.
+type Principal struct {
+	ObjectID string // oid: the user's or the calling service principal's object id
+	TenantID string // tid
+	Subject  string // sub (pairwise per application)
+	Name     string // name (delegated tokens)
+	// Username is preferred_username (v2), else upn or unique_name (v1).
+	Username string
+	// AppID is the calling client application: azp (v2) or appid (v1).
+	AppID string
+	// Scopes are the delegated permissions (scp), Roles the app roles
+	// (app permissions for app-only callers, assigned roles for users).
+	Scopes []string
+	Roles  []string
+	// AppOnly is true for an app-only (client credentials) caller:
+	// idtyp=app, or roles without scp when idtyp is not emitted.
+	AppOnly  bool
+	AMR      []string // authentication methods (amr), e.g. ["pwd","mfa"]
+	Version  string   // ver: "1.0" or "2.0"
+	Issuer   string   // iss
+	Audience string   // the aud value that matched
+	IssuedAt, NotBefore, ExpiresAt time.Time
+	// RawClaims is the decoded claims JSON (the token payload); use Claim to
+	// read a claim that has no field here.
+	RawClaims json.RawMessage
+	// KeyID is the kid of the signing key.
+	KeyID string
+}
+
+// Delegated reports whether a user is behind the call (the token carries scp).
+func (p *Principal) Delegated() bool { return !p.AppOnly }
+
+// HasScope reports whether the delegated scopes include s.
+func (p *Principal) HasScope(s string) bool { return !p.AppOnly && slices.Contains(p.Scopes, s) }
+
+// HasRole reports whether roles include r.
+func (p *Principal) HasRole(r string) bool { return slices.Contains(p.Roles, r) }
+
+// Claim decodes the named claim into v (encoding/json rules).
+func (p *Principal) Claim(name string, v any) error {
+	var found []byte
+	err := parseObject(p.RawClaims, func(key []byte, esc bool, val []byte, _ byte) error {
+		if unescape(key, esc) == name {
+			found = val
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if found == nil {
+		return errors.New("apiauth: claim " + name + " not present")
+	}
+	return json.Unmarshal(found, v)
+}
+
+// LogValue keeps log lines short and free of raw claims.
+func (p *Principal) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("oid", p.ObjectID), slog.String("tid", p.TenantID),
+		slog.String("app", p.AppID), slog.Bool("app_only", p.AppOnly),
+		slog.String("ver", p.Version))
+}
+
+type ctxKey struct{}
+
+// authInfo is what the middleware stores in the request context (one value,
+// one allocation).
+type authInfo struct {
+	p     *Principal
+	token string
+	v     *Validator
+}
+
+// PrincipalFrom returns the caller placed in ctx by the middleware.
+func PrincipalFrom(ctx context.Context) (*Principal, bool) {
+	ai, ok := ctx.Value(ctxKey{}).(*authInfo)
+	if !ok || ai.p == nil {
+		return nil, false
+	}
+	return ai.p, true
+}
+
+// BearerTokenFrom returns the raw, validated access token of the request (for
+// On-Behalf-Of exchanges). Never log it.
+func BearerTokenFrom(ctx context.Context) (string, bool) {
+	ai, ok := ctx.Value(ctxKey{}).(*authInfo)
+	if !ok || ai.token == "" {
+		return "", false
+	}
+	return ai.token, true
+}
+
+// WithPrincipal returns a context carrying p (and the raw token, which may be
+// empty); for tests of handlers and for non-HTTP transports.
+func WithPrincipal(ctx context.Context, p *Principal, token string) context.Context {
+	return context.WithValue(ctx, ctxKey{}, &authInfo{p: p, token: token})
+}
