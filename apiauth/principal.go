@@ -27,11 +27,11 @@ type Principal struct {
 	Roles  []string
 	// AppOnly is true for an app-only (client credentials) caller:
 	// idtyp=app, or roles without scp when idtyp is not emitted.
-	AppOnly  bool
-	AMR      []string // authentication methods (amr), e.g. ["pwd","mfa"]
-	Version  string   // ver: "1.0" or "2.0"
-	Issuer   string   // iss
-	Audience string   // the aud value that matched
+	AppOnly                        bool
+	AMR                            []string // authentication methods (amr), e.g. ["pwd","mfa"]
+	Version                        string   // ver: "1.0" or "2.0"
+	Issuer                         string   // iss
+	Audience                       string   // the aud value that matched
 	IssuedAt, NotBefore, ExpiresAt time.Time
 	// RawClaims is the decoded claims JSON (the token payload); use Claim to
 	// read a claim that has no field here.
