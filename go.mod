@@ -7,6 +7,7 @@ require (
 	github.com/lestrrat-go/httprc/v3 v3.0.6
 	github.com/lestrrat-go/jwx/v3 v3.4.0
 	github.com/redis/go-redis/v9 v9.22.0
+	github.com/rs/cors v1.11.1
 	golang.org/x/sync v0.22.0
 )
 
