@@ -16,3 +16,15 @@ go vet ./...
 
 echo "== go test -race"
 go test -race -count=1 ./...
+
+echo "== browser end-to-end tests (e2e/: playwright-core + Debian's Chromium)"
+chromium_bin=${CHROMIUM_PATH:-/usr/bin/chromium}
+if [ -x "$chromium_bin" ]; then
+  if [ ! -d node_modules/playwright-core ]; then npm ci --no-audit --no-fund; fi
+  node --test --test-concurrency=1 e2e/walkthrough.test.mjs
+elif [ -n "${CI:-}" ]; then
+  echo "FAIL: $chromium_bin is missing and CI is set (.ci/run installs it with apt-get install -y chromium)"
+  exit 1
+else
+  echo "skipped: $chromium_bin not installed (apt-get install -y chromium), then run scripts/test.sh again"
+fi
