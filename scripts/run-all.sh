@@ -59,8 +59,8 @@ health_url() {
   case "$1" in
     devidp) echo "$authority/v2.0/.well-known/openid-configuration" ;;
     upstream) echo "http://localhost:5051/healthz" ;;
-    demoapi) echo "$api_base/healthz" ;;
-    demohost) echo "http://${ADDR:-localhost:30662}/healthz" ;;
+    demoapi) echo "$api_base/readyz" ;;
+    demohost) echo "http://localhost:30662/healthz" ;;
   esac
 }
 
@@ -151,7 +151,7 @@ fi
 
 cat <<EOF
 
-  Open  http://${ADDR:-localhost:30662}/  and sign in.
+  Open  http://localhost:30662/  and sign in.
 
 EOF
 if [ "$mode" = local ]; then

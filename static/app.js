@@ -561,16 +561,37 @@
     });
   }
 
+  // dateish formats an RFC 3339 string or epoch seconds with a relative hint.
+  function dateish(v) {
+    if (typeof v === "number") return when(v);
+    const t = Date.parse(v);
+    return Number.isNaN(t) ? v : when(Math.round(t / 1000));
+  }
+
   function renderApi(body, ms) {
+    const known = {
+      name: "Name", username: "User name", oid: "Object id (oid)", tid: "Tenant (tid)", caller: "Caller",
+      appId: "Calling app (azp)", scopes: "Scopes (scp)", roles: "App roles", aud: "Audience (aud)", iss: "Issuer (iss)",
+      ver: "Token version", expiresAt: "Token expires",
+    };
+    const rows = [];
+    for (const [k, label] of Object.entries(known)) {
+      const v = body[k];
+      if (v === undefined || v === "" || (Array.isArray(v) && !v.length)) continue;
+      rows.push([label, k === "scopes" || k === "roles" ? chips(v) : k === "expiresAt" ? dateish(v) : k === "caller" ? (v === "user" ? "a user (delegated)" : v === "app" ? "an app (app-only)" : v) : v]);
+    }
+    // Anything the API adds later is still shown.
+    const extra = flatten(Object.fromEntries(Object.entries(body).filter(([k]) => !(k in known) && k !== "message")), "", []);
     return [
-      el("p", { class: "result-line" }, "demoapi validated your access token and read ", el("strong", { text: "these claims" }),
-        el("span", { class: "muted", text: " · " + ms + " ms round trip" })),
-      kv(labelled(flatten(body, "", []))),
+      el("p", { class: "result-line" }, el("strong", { text: body.message || "The web API read your access token." }),
+        el("span", { class: "muted", text: ms + " ms round trip" })),
+      kv(rows.concat(labelled(extra))),
     ];
   }
 
   function findProfile(body) {
     if (!body || typeof body !== "object") return null;
+    if (body.upstream && typeof body.upstream === "object") return body.upstream;
     if (body.displayName || body.userPrincipalName) return body;
     for (const v of Object.values(body)) {
       if (v && typeof v === "object" && !Array.isArray(v) && (v.displayName || v.userPrincipalName)) return v;
@@ -578,19 +599,17 @@
     return null;
   }
 
+  function msText(v) {
+    return typeof v === "number" ? (v < 10 ? v.toFixed(2) : Math.round(v)) + " ms" : v;
+  }
+
   function renderObo(body, ms, stepUp) {
     const profile = findProfile(body) || {};
-    const rest = {};
-    for (const [k, v] of Object.entries(body || {})) if (v !== profile) rest[k] = v;
-    const flat = flatten(rest, "", []);
-    // "cache" / "idp" wherever the API says where the token came from.
-    let source = "";
-    for (const [k, v] of flat) {
-      if (/source|cache|from/i.test(k) && typeof v === "string") source = v;
-      if (/cache_hit|cached|cacheHit/i.test(k) && typeof v === "boolean") source = v ? "cache" : "idp";
-    }
-    const src = /cache/i.test(source) ? el("span", { class: "chip good", text: "token from cache" })
-      : source ? el("span", { class: "chip", text: "token from the identity provider" }) : null;
+    const tok = (body && body.token) || {};
+    const fromCache = tok.source === "cache";
+    const src = tok.source
+      ? el("span", { class: "chip" + (fromCache ? " good" : ""), text: fromCache ? "token from cache" + (tok.tier ? " (" + tok.tier + ")" : "") : "token from the identity provider" })
+      : null;
     const pRows = [
       ["Display name", profile.displayName],
       ["User principal name", profile.userPrincipalName],
@@ -600,13 +619,28 @@
       ["Job title", profile.jobTitle],
       ["Id", profile.id],
     ];
+    const tRows = [
+      ["Obtained from", tok.source === "cache" ? "the API's token cache" + (tok.tier ? " (" + tok.tier + ")" : "") : tok.source === "idp" ? "the identity provider (OBO grant)" + (tok.coalesced ? ", shared with a concurrent request" : "") : tok.source],
+      ["Token latency", msText(tok.latency_ms)],
+      ["Upstream call", msText(body.upstream_ms)],
+      ["Total in the API", msText(body.total_ms)],
+      ["Scopes", tok.scopes && tok.scopes.length ? chips(tok.scopes) : undefined],
+      ["Token expires", tok.expires_on ? dateish(tok.expires_on) : undefined],
+      ["Upstream", body.upstream_url ? body.upstream_url + (body.upstream_status ? " → " + body.upstream_status : "") : undefined],
+    ];
+    if (!body.token) {
+      // An unexpected shape: list it all rather than nothing.
+      const rest = {};
+      for (const [k, v] of Object.entries(body || {})) if (v !== profile) rest[k] = v;
+      tRows.push(...labelled(flatten(rest, "", [])));
+    }
     return [
-      el("p", { class: "result-line" }, "The upstream answered ", code("/v1.0/me"), " for the token the API obtained On-Behalf-Of you ",
-        src, el("span", { class: "muted", text: " · " + ms + " ms round trip" }),
-        stepUp ? el("span", { class: "chip good", text: "after step-up" }) : null),
+      el("p", { class: "result-line" }, el("strong", { text: "The upstream answered /v1.0/me for the token the API obtained On-Behalf-Of you." }),
+        src, stepUp ? el("span", { class: "chip good", text: "after step-up" }) : null,
+        el("span", { class: "muted", text: ms + " ms round trip" })),
       el("div", { class: "two-col" },
         el("div", {}, el("h3", { text: "Upstream profile" }), kv(pRows)),
-        el("div", {}, el("h3", { text: "How the API got the token" }), kv(labelled(flat.filter(([k]) => !/profile|me$/i.test(k)))))),
+        el("div", {}, el("h3", { text: "How the API got the token" }), kv(tRows))),
     ];
   }
 

@@ -80,7 +80,7 @@ export class Stack {
     switch (name) {
       case "devidp": return `${AUTHORITY}/v2.0/.well-known/openid-configuration`;
       case "upstream": return `${UPSTREAM}/healthz`;
-      case "demoapi": return `${API}/healthz`;
+      case "demoapi": return `${API}/readyz`; // keys loaded
       case "demohost": return `${PAGE}/healthz`;
     }
   }
