@@ -13,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+unset ADDR # each service has its own fixed local port; ADDR would move them all
 
 check=0
 for a in "$@"; do
