@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import { Stack, PAGE } from "./lib/stack.mjs";
+import { Stack, PAGE, IDP } from "./lib/stack.mjs";
 import { launch, shot, CHROMIUM } from "./lib/browser.mjs";
 
 const USERS = {
@@ -204,6 +204,25 @@ wtest("with the API stopped the page says so clearly", { timeout: 90000 }, async
     } finally {
       await stack.startOne("demoapi");
     }
+  });
+});
+
+wtest("a blocked pop-up falls back to a full-page redirect", { timeout: 90000 }, async () => {
+  await withBrowser("popup-blocked", async ({ context, page }) => {
+    // What a pop-up blocker does to window.open.
+    await context.addInitScript(() => { window.open = () => null; });
+    await openPage(page);
+    await page.click("#sign-in");
+    await page.waitForURL((u) => u.toString().startsWith(IDP), { timeout: T });
+    await typeCredentials(page, USERS.reader.upn, PASSWORD);
+    for (let i = 0; i < 5 && !page.url().startsWith(PAGE); i++) {
+      const back = await page.waitForURL((u) => u.toString().startsWith(PAGE), { timeout: 5000 }).then(() => true, () => false);
+      if (back) break;
+      await page.locator('button[type="submit"], input[type="submit"]').first().click().catch(() => {});
+    }
+    const m1 = await milestone(page, 1);
+    assert.match(m1, /reader@dev\.test/);
+    await shot(page, "12-after-redirect-fallback");
   });
 });
 
