@@ -59,7 +59,7 @@ api_base="${API_BASE_URL:-http://localhost:5050}"
 health_url() {
   case "$1" in
     devidp) echo "$authority/v2.0/.well-known/openid-configuration" ;;
-    upstream) echo "http://localhost:5051/healthz" ;;
+    upstream) echo "http://localhost:5051/readyz" ;;
     demoapi) echo "$api_base/readyz" ;;
     demohost) echo "http://localhost:30662/healthz" ;;
   esac

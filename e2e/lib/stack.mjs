@@ -79,7 +79,7 @@ export class Stack {
   healthURL(name) {
     switch (name) {
       case "devidp": return `${AUTHORITY}/v2.0/.well-known/openid-configuration`;
-      case "upstream": return `${UPSTREAM}/healthz`;
+      case "upstream": return `${UPSTREAM}/readyz`;
       case "demoapi": return `${API}/readyz`; // keys loaded
       case "demohost": return `${PAGE}/healthz`;
     }
