@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"hash"
 	"slices"
 	"strings"
 	"sync"
@@ -22,34 +21,51 @@ func (k Key) String() string { return hex.EncodeToString(k[:]) }
 // short is a log-safe prefix of the key.
 func (k Key) short() string { return hex.EncodeToString(k[:4]) }
 
-var hashPool = sync.Pool{New: func() any { return sha256.New() }}
+// keyBufs recycles the buffer a key is hashed from (the assertion is
+// copied into it once: no allocation per lookup).
+var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // NewKey computes the cache key for assertion and scopes requested by the
 // confidential client clientID at authority. Scopes are normalised first
-// (NormaliseScopes), so their order and case do not matter.
+// (NormaliseScopes), so their order and case do not matter. Fields are
+// length-prefixed so that no two inputs share a preimage.
 func NewKey(authority, clientID, assertion string, scopes []string) Key {
-	h := hashPool.Get().(hash.Hash)
-	h.Reset()
-	var n [8]byte
+	bp := keyBufs.Get().(*[]byte)
+	b := (*bp)[:0]
 	field := func(s string) {
-		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
-		h.Write(n[:])
-		h.Write([]byte(s))
+		b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
+		b = append(b, s...)
 	}
 	field("obo-cache/v1")
 	field(strings.ToLower(strings.TrimRight(authority, "/")))
 	field(clientID)
-	norm := NormaliseScopes(scopes)
-	binary.BigEndian.PutUint64(n[:], uint64(len(norm)))
-	h.Write(n[:])
+	norm := scopes
+	if !normalised(scopes) {
+		norm = NormaliseScopes(scopes)
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(len(norm)))
 	for _, s := range norm {
 		field(s)
 	}
 	field(assertion)
-	var k Key
-	h.Sum(k[:0])
-	hashPool.Put(h)
+	k := Key(sha256.Sum256(b))
+	if cap(b) <= 64<<10 {
+		*bp = b
+		keyBufs.Put(bp)
+	}
 	return k
+}
+
+// normalised reports whether NormaliseScopes(scopes) would return scopes
+// unchanged (the common case: configured scopes, normalised once), so that
+// the hot path allocates nothing for them.
+func normalised(scopes []string) bool {
+	for i, s := range scopes {
+		if s == "" || strings.TrimSpace(s) != s || strings.ToLower(s) != s || (i > 0 && scopes[i-1] >= s) {
+			return false
+		}
+	}
+	return true
 }
 
 // NormaliseScopes trims, lower-cases (Entra compares scopes case-insensitively),
