@@ -54,9 +54,20 @@ func run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer v.Close()
+	oc, err := LoadOBOConfig(os.Getenv, cfg)
+	if err != nil {
+		return err
+	}
+	oboH, closeOBO, err := newOBO(cfg, oc, client, log)
+	if err != nil {
+		log.Warn("demoapi: GET /api/obo disabled", "reason", err.Error())
+		oboH = oboUnavailable(err.Error())
+	} else {
+		defer closeOBO()
+	}
 	log.Info("demoapi", "url", "http://"+cfg.Addr+"/api", "mode", cfg.Mode, "authority", cfg.Authority,
 		"client_id", cfg.ClientID, "allowed_origins", cfg.AllowedOrigins)
-	return httpx.Serve(ctx, httpx.NewServer(cfg.Addr, handler(cfg, v)), log)
+	return httpx.Serve(ctx, httpx.NewServer(cfg.Addr, handler(cfg, v, oboH)), log)
 }
 
 // waitForFile waits for the emulator to write its CA certificate when both

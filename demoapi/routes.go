@@ -16,11 +16,15 @@ const (
 	roleDemoReadAll   = "Demo.Read.All"
 )
 
-// routes wires demoapi's endpoints. New protected endpoints (e.g. /api/obo)
-// are one more mux.Handle line here.
-func routes(mux *http.ServeMux, v *apiauth.Validator) {
+// routes wires demoapi's endpoints. New protected endpoints are one more
+// mux.Handle line here. oboH (nil: not mounted) serves /api/obo, for
+// delegated callers only: On-Behalf-Of needs a user.
+func routes(mux *http.ServeMux, v *apiauth.Validator, oboH http.Handler) {
 	readers := apiauth.RequireScopeOrAppRole([]string{scopeAccessAsUser}, []string{roleDemoReadAll})
 	mux.Handle("GET /api", v.Protect(http.HandlerFunc(handleAPI), readers))
+	if oboH != nil {
+		mux.Handle("GET /api/obo", v.Protect(oboH, apiauth.DelegatedOnly(), apiauth.RequireScope(scopeAccessAsUser)))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -36,9 +40,9 @@ func routes(mux *http.ServeMux, v *apiauth.Validator) {
 
 // handler is the whole HTTP stack: CORS outermost, so that 401/403/503
 // answers carry the CORS headers and the page can read WWW-Authenticate.
-func handler(cfg Config, v *apiauth.Validator) http.Handler {
+func handler(cfg Config, v *apiauth.Validator, oboH http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	routes(mux, v)
+	routes(mux, v, oboH)
 	c := cors.New(cors.Options{
 		AllowedOrigins:   cfg.AllowedOrigins,
 		AllowedMethods:   []string{http.MethodGet, http.MethodPost},

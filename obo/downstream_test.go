@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/entra-go/secure-api/apiauth"
 )
 
 func TestDownstreamErrors(t *testing.T) {
@@ -97,7 +99,7 @@ func TestHandlerAnswersUpstreamAndTokenInfo(t *testing.T) {
 	h := Handler(d, discardLogger())
 	for i, want := range []Source{SourceIdP, SourceCache} {
 		r := httptest.NewRequest("GET", "/api/obo", nil)
-		r.Header.Set("Authorization", "Bearer user-token")
+		r = r.WithContext(apiauth.WithPrincipal(r.Context(), &apiauth.Principal{ObjectID: "u"}, "user-token"))
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		var resp struct {
@@ -114,9 +116,11 @@ func TestHandlerAnswersUpstreamAndTokenInfo(t *testing.T) {
 			t.Fatal("token info leaks a token")
 		}
 	}
-	// no token at all
+	// not behind the validating middleware: no exchange of an unvalidated token
 	w := httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest("GET", "/api/obo", nil))
+	r := httptest.NewRequest("GET", "/api/obo", nil)
+	r.Header.Set("Authorization", "Bearer user-token")
+	h.ServeHTTP(w, r)
 	if w.Code != 401 {
 		t.Fatalf("%d", w.Code)
 	}

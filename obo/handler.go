@@ -4,8 +4,9 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
+
+	"github.com/entra-go/secure-api/apiauth"
 )
 
 // Response is the JSON answer of Handler on success (Milestone 3).
@@ -34,15 +35,15 @@ type TokenInfo struct {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // Handler serves GET /api/obo: it calls d On-Behalf-Of the caller and answers
-// Response, or the error contract of WriteError. It must be mounted behind
-// the API's token validation (apiauth): it reads the caller's token from the
-// Authorization header, which by then has been validated.
+// Response, or the error contract of WriteError. Mount it behind apiauth's
+// middleware: it exchanges only the token that the middleware validated
+// (apiauth.BearerTokenFrom) and answers 401 invalid_token without one.
 func Handler(d *Downstream, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		assertion := bearer(r.Header.Get("Authorization"))
+		assertion, _ := apiauth.BearerTokenFrom(r.Context())
 		res, err := d.Get(r.Context(), assertion)
 		if err == nil && !json.Valid(res.Body) {
 			err = &Error{Kind: KindUpstream, UpstreamStatus: res.Status, Message: "the upstream response is not JSON"}
@@ -71,12 +72,4 @@ func Handler(d *Downstream, logger *slog.Logger) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		_ = json.NewEncoder(w).Encode(out)
 	})
-}
-
-func bearer(h string) string {
-	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(tok)
 }

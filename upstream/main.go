@@ -1,0 +1,125 @@
+// Command upstream is the walkthrough's downstream microservice: a minimal
+// Microsoft Graph-compatible API. GET /v1.0/me answers the caller's profile
+// in Graph's shape. Like Graph it accepts only v1.0 access tokens for its own
+// audience (https://graph.microsoft.com or 00000003-0000-0000-c000-000000000000)
+// carrying the delegated scope User.Read, so demoapi reaches it only with a
+// token obtained On-Behalf-Of the user. Zero configuration in local mode.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/entra-go/secure-api/apiauth"
+	"github.com/entra-go/secure-api/internal/httpx"
+	"github.com/entra-go/secure-api/upstream/graph"
+)
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, log); err != nil {
+		log.Error("upstream", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, log *slog.Logger) error {
+	cfg, err := LoadConfig(os.Getenv)
+	if err != nil {
+		return err
+	}
+	lookup, err := directoryLookup(cfg.DirectoryFile)
+	if err != nil {
+		return err
+	}
+	if cfg.Mode == "local" {
+		waitForFile(ctx, cfg.CAFile, 30*time.Second, log)
+	}
+	client, err := httpx.ClientTrusting(cfg.CAFile, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	v, err := newValidator(cfg, client, log)
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	log.Info("upstream", "url", "http://"+cfg.Addr+"/v1.0/me", "mode", cfg.Mode, "authority", cfg.Authority,
+		"client_id", cfg.ClientID, "audiences", cfg.Audiences, "scope", cfg.Scope)
+	return httpx.Serve(ctx, httpx.NewServer(cfg.Addr, handler(cfg, v, lookup)), log)
+}
+
+func newValidator(cfg Config, client *http.Client, log *slog.Logger) (*apiauth.Validator, error) {
+	return apiauth.New(apiauth.Config{
+		Authority:  cfg.Authority,
+		ClientID:   cfg.ClientID,
+		Audiences:  cfg.Audiences,
+		Versions:   []string{"1.0"}, // like Graph: v1.0 access tokens only
+		HTTPClient: client,
+		Logger:     log,
+	})
+}
+
+// handler is upstream's whole HTTP stack. No CORS: only servers call it.
+func handler(cfg Config, v *apiauth.Validator, lookup graph.LookupFunc) http.Handler {
+	mux := http.NewServeMux()
+	me := graph.MeHandler(callerFrom, lookup)
+	mux.Handle("GET /v1.0/me", v.Protect(me, apiauth.DelegatedOnly(), apiauth.RequireScope(cfg.Scope)))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if !v.Ready() {
+			w.Header().Set("Retry-After", "5")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":"signing keys not loaded"}` + "\n"))
+			return
+		}
+		_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
+	})
+	return mux
+}
+
+// callerFrom reads the validated caller that apiauth put in the context.
+func callerFrom(r *http.Request) (graph.Caller, bool) {
+	p, ok := apiauth.PrincipalFrom(r.Context())
+	if !ok || p.AppOnly {
+		return graph.Caller{}, false
+	}
+	c := graph.Caller{OID: p.ObjectID, UPN: p.Username, Name: p.Name}
+	_ = p.Claim("given_name", &c.GivenName)
+	_ = p.Claim("family_name", &c.FamilyName)
+	return c, true
+}
+
+// waitForFile waits for the emulator to write its CA certificate when both
+// start together (scripts/run-all.sh).
+func waitForFile(ctx context.Context, path string, max time.Duration, log *slog.Logger) {
+	deadline := time.Now().Add(max)
+	logged := false
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(path); err == nil || !errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		if !logged {
+			log.Info(fmt.Sprintf("waiting for %s (start devidp, or set DEVIDP_CA_FILE)", path))
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
