@@ -107,14 +107,14 @@ func run(ctx context.Context, w io.Writer) bool {
 		fail(w, m2, err)
 		ok = false
 	} else {
-		pass(w, m2, summarize(body)...)
+		pass(w, m2, summarizeAPI(body)...)
 	}
 	body, err = callAPI(ctx, client, apiBase+"/api/obo", tok.AccessToken)
 	if err != nil {
 		fail(w, m3, err)
 		ok = false
 	} else {
-		pass(w, m3, summarize(body)...)
+		pass(w, m3, summarizeOBO(body)...)
 	}
 	return ok
 }
@@ -177,6 +177,38 @@ func callAPI(ctx context.Context, c *http.Client, u, token string) (map[string]a
 	}
 	body["_round_trip"] = time.Since(start).Round(time.Millisecond).String()
 	return body, nil
+}
+
+// summarizeAPI picks what GET /api read from the token; unknown shapes are
+// listed whole.
+func summarizeAPI(b map[string]any) []string {
+	if b["oid"] == nil || b["aud"] == nil {
+		return summarize(b)
+	}
+	return []string{
+		"caller:    " + str(b["name"]) + " <" + str(b["username"]) + "> oid " + str(b["oid"]) + " (" + str(b["caller"]) + ")",
+		"validated: aud " + str(b["aud"]) + ", iss " + str(b["iss"]) + ", ver " + str(b["ver"]),
+		"scopes:    " + str(b["scopes"]) + "   roles: " + str(b["roles"]),
+		"round trip " + str(b["_round_trip"]),
+	}
+}
+
+// summarizeOBO picks the upstream profile and how the token was obtained.
+func summarizeOBO(b map[string]any) []string {
+	up, _ := b["upstream"].(map[string]any)
+	tok, _ := b["token"].(map[string]any)
+	if up == nil || tok == nil {
+		return summarize(b)
+	}
+	source := str(tok["source"])
+	if source == "cache" && tok["tier"] != nil {
+		source += " (" + str(tok["tier"]) + ")"
+	}
+	return []string{
+		"upstream:  " + str(up["displayName"]) + " <" + str(up["userPrincipalName"]) + "> id " + str(up["id"]),
+		"token:     from " + source + " in " + str(tok["latency_ms"]) + " ms, scopes " + str(tok["scopes"]),
+		"upstream call " + str(b["upstream_ms"]) + " ms, total in the API " + str(b["total_ms"]) + " ms, round trip " + str(b["_round_trip"]),
+	}
 }
 
 // summarize flattens the answer into "key: value" lines, sorted, one level

@@ -43,10 +43,10 @@ func fakes(t *testing.T, oboStatus int) (idp, api *httptest.Server) {
 		}
 		switch r.URL.Path {
 		case "/api":
-			_, _ = w.Write([]byte(`{"name":"Reader","scopes":["access_as_user"]}`))
+			_, _ = w.Write([]byte(`{"name":"Reader","username":"reader@dev.test","oid":"e35a","aud":"68fee0a8","iss":"https://idp/v2.0","ver":"2.0","caller":"user","scopes":["access_as_user"]}`))
 		case "/api/obo":
 			w.WriteHeader(oboStatus)
-			_, _ = w.Write([]byte(`{"profile":{"displayName":"Reader"},"token":{"source":"idp"}}`))
+			_, _ = w.Write([]byte(`{"upstream":{"displayName":"Reader","userPrincipalName":"reader@dev.test","id":"e35a"},"token":{"source":"cache","tier":"memory","latency_ms":0.01,"scopes":["https://graph.microsoft.com/User.Read"]},"upstream_ms":1.5,"total_ms":1.6}`))
 		}
 	}))
 	t.Cleanup(idp.Close)
@@ -62,7 +62,7 @@ func TestWalkcheck(t *testing.T) {
 		ok        bool
 		want      []string
 	}{
-		{"all pass", "dev-password", 200, true, []string{"✔ Milestone 1", "user:      reader@dev.test (Reader)", "✔ Milestone 2", "name: Reader", "✔ Milestone 3", "profile.displayName: Reader", "token.source: idp"}},
+		{"all pass", "dev-password", 200, true, []string{"✔ Milestone 1", "user:      reader@dev.test (Reader)", "✔ Milestone 2", "caller:    Reader <reader@dev.test> oid e35a (user)", "scopes:    access_as_user", "✔ Milestone 3", "upstream:  Reader <reader@dev.test> id e35a", "token:     from cache (memory) in 0.01 ms"}},
 		{"obo fails", "dev-password", 503, false, []string{"✔ Milestone 2", "✘ Milestone 3", "HTTP 503"}},
 		{"wrong password", "nope", 200, false, []string{"✘ Milestone 1", "AADSTS50126", "✘ Milestone 3"}},
 	} {
