@@ -86,6 +86,13 @@ type testIDP struct {
 
 func newTestIDP(t testing.TB) *testIDP {
 	t.Helper()
+	idp := startIDP()
+	t.Cleanup(idp.srv.Close)
+	return idp
+}
+
+// startIDP starts the in-test IdP; the caller closes idp.srv.
+func startIDP() *testIDP {
 	keys := testKeys(6)
 	idp := &testIDP{}
 	idp.active = idpKey{kid: "kid-0", priv: keys[0]}
@@ -95,7 +102,6 @@ func newTestIDP(t testing.TB) *testIDP {
 	idp.URL = idp.srv.URL
 	idp.Client = idp.srv.Client()
 	idp.Client.Timeout = 5 * time.Second
-	t.Cleanup(idp.srv.Close)
 	return idp
 }
 
