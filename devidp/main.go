@@ -1,0 +1,164 @@
+// Command devidp runs the local Entra ID emulator over HTTPS with a dev CA
+// kept in a state directory.
+//
+//	go run ./devidp [-addr localhost:8443] [-state-dir .devidp] [-directory file.json] [-issuer-host localhost:8443]
+//
+// Every flag has an environment variable: DEVIDP_ADDR, DEVIDP_STATE_DIR,
+// DEVIDP_DIRECTORY, DEVIDP_ISSUER_HOST.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/entra-go/secure-api/entraemu"
+	"github.com/entra-go/secure-api/internal/devtls"
+)
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := run(log, os.Args[1:]); err != nil {
+		log.Error("devidp failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+type options struct {
+	addr, stateDir, directory, issuerHost string
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("devidp", flag.ContinueOnError)
+	fs.StringVar(&o.addr, "addr", env("DEVIDP_ADDR", "localhost:8443"), "listen address; host \"localhost\" binds 127.0.0.1 and ::1 only (env DEVIDP_ADDR)")
+	fs.StringVar(&o.stateDir, "state-dir", env("DEVIDP_STATE_DIR", ".devidp"), "state directory: dev CA, TLS and signing keys (env DEVIDP_STATE_DIR)")
+	fs.StringVar(&o.directory, "directory", env("DEVIDP_DIRECTORY", ""), "directory JSON file; empty = the shipped default (env DEVIDP_DIRECTORY)")
+	fs.StringVar(&o.issuerHost, "issuer-host", env("DEVIDP_ISSUER_HOST", ""), "host[:port] in issuers and endpoints; default localhost:<port> (env DEVIDP_ISSUER_HOST)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return o, nil
+}
+
+func run(log *slog.Logger, args []string) error {
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	host, port, err := net.SplitHostPort(o.addr)
+	if err != nil {
+		return fmt.Errorf("-addr %q: %w", o.addr, err)
+	}
+	if o.issuerHost == "" {
+		o.issuerHost = net.JoinHostPort("localhost", port)
+	}
+	dir := entraemu.DefaultDirectory()
+	if o.directory != "" {
+		if dir, err = entraemu.LoadDirectory(o.directory); err != nil {
+			return err
+		}
+	}
+	bundle, err := devtls.Ensure(o.stateDir)
+	if err != nil {
+		return err
+	}
+	emu, err := entraemu.New(entraemu.Config{Directory: dir, IssuerHost: o.issuerHost, KeyDir: o.stateDir, Logger: log})
+	if err != nil {
+		return err
+	}
+	listeners, err := listen(host, port)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           emu,
+		TLSConfig:         bundle.TLSConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      6 * time.Minute, // JWKS fault injection may delay up to 5 min
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	caPath, _ := filepath.Abs(filepath.Join(o.stateDir, devtls.CAFile))
+	log.Info("devidp listening",
+		"authority", "https://"+o.issuerHost+"/"+dir.Tenant.ID,
+		"ca", caPath, "spki_sha256", bundle.LeafSPKIHash(), "addr", o.addr)
+	fmt.Fprintf(os.Stderr, "devidp: authority https://%s/%s\ndevidp: dev CA certificate %s (trust it, see README)\n", o.issuerHost, dir.Tenant.ID, caPath)
+	return serve(log, srv, listeners)
+}
+
+// listen binds the address; "localhost" means both loopback addresses (no
+// other interface), so the emulator is never reachable from the network by
+// default.
+func listen(host, port string) ([]net.Listener, error) {
+	hosts := []string{host}
+	if host == "localhost" {
+		hosts = []string{"127.0.0.1", "::1"}
+	}
+	var ls []net.Listener
+	for _, h := range hosts {
+		l, err := net.Listen("tcp", net.JoinHostPort(h, port))
+		if err != nil {
+			if h == "::1" && len(ls) > 0 {
+				continue // no IPv6 loopback on this machine
+			}
+			for _, x := range ls {
+				x.Close()
+			}
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
+
+func serve(log *slog.Logger, srv *http.Server, ls []net.Listener) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, len(ls))
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.ServeTLS(l, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+		log.Info("devidp shutting down")
+	case err = <-errc:
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(shutdownCtx); serr != nil && err == nil {
+		err = serr
+	}
+	wg.Wait()
+	return err
+}

@@ -1,0 +1,70 @@
+package entraemu_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/entra-go/secure-api/entraemu"
+)
+
+func TestDefaultDirectory(t *testing.T) {
+	d := entraemu.DefaultDirectory()
+	if d.Tenant.ID != entraemu.DefaultTenantID {
+		t.Fatal(d.Tenant.ID)
+	}
+	for _, id := range []string{entraemu.SPAClientID, entraemu.APIClientID, entraemu.GraphAppID, entraemu.DaemonClientID, entraemu.CLIClientID} {
+		if d.App(id) == nil {
+			t.Errorf("app %s missing", id)
+		}
+	}
+	for upn, oid := range map[string]string{"reader@dev.test": entraemu.ReaderOID, "admin@dev.test": entraemu.AdminOID, "mfa@dev.test": entraemu.MFAOID} {
+		if u := d.User(upn); u == nil || u.OID != oid || d.User(oid) != u {
+			t.Errorf("user %s", upn)
+		}
+	}
+	// Each call is a fresh copy that tests may change.
+	d.App(entraemu.APIClientID).Secrets = nil
+	if len(entraemu.DefaultDirectory().App(entraemu.APIClientID).Secrets) == 0 {
+		t.Fatal("DefaultDirectory shares state between calls")
+	}
+}
+
+func TestDirectoryValidationNamesTheField(t *testing.T) {
+	cases := []struct {
+		edit func(m map[string]any)
+		want string
+	}{
+		{func(m map[string]any) { app(m, 0)["redirectUris"].(map[string]any)["spa"].([]any)[0] = "localhost:30662" },
+			"directory: apps[0].redirectUris.spa[0]: must be an absolute http(s) URL"},
+		{func(m map[string]any) { m["tenant"].(map[string]any)["id"] = "x" }, "directory: tenant.id: must be a GUID"},
+		{func(m map[string]any) { app(m, 1)["accessTokenAcceptedVersion"] = 3 }, "directory: apps[1].accessTokenAcceptedVersion: must be 1, 2 or absent"},
+		{func(m map[string]any) { app(m, 3)["grants"].([]any)[0].(map[string]any)["roles"] = []any{"Nope"} }, "directory: apps[3].grants[0].roles[0]: app \"68fee0a8-293c-4256-8007-b5453b634b61\" defines no application app role \"Nope\""},
+		{func(m map[string]any) { m["users"].([]any)[1].(map[string]any)["oid"] = "74b3dcd2" }, "directory: users[1].oid: must be a GUID"},
+		{func(m map[string]any) { app(m, 1)["certificates"] = []any{"not pem"} }, "directory: apps[1].certificates[0]: must be a PEM CERTIFICATE block"},
+		{func(m map[string]any) {
+			m["conditionalAccessPolicies"].([]any)[0].(map[string]any)["users"] = []any{"ghost@dev.test"}
+		}, "directory: conditionalAccessPolicies[0].users[0]: no user \"ghost@dev.test\" in the directory"},
+		{func(m map[string]any) { m["apps"].([]any)[0].(map[string]any)["redirectUri"] = "typo" }, `unknown field "redirectUri"`},
+	}
+	for _, c := range cases {
+		var m map[string]any
+		if err := json.Unmarshal(entraemu.DefaultDirectoryJSON(), &m); err != nil {
+			t.Fatal(err)
+		}
+		c.edit(m)
+		b, _ := json.Marshal(m)
+		path := filepath.Join(t.TempDir(), "dir.json")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := entraemu.LoadDirectory(path)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("error %v, want %q", err, c.want)
+		}
+	}
+}
+
+func app(m map[string]any, i int) map[string]any { return m["apps"].([]any)[i].(map[string]any) }
