@@ -37,7 +37,9 @@ func TestDirectoryValidationNamesTheField(t *testing.T) {
 		edit func(m map[string]any)
 		want string
 	}{
-		{func(m map[string]any) { app(m, 0)["redirectUris"].(map[string]any)["spa"].([]any)[0] = "localhost:30662" },
+		{func(m map[string]any) {
+			app(m, 0)["redirectUris"].(map[string]any)["spa"].([]any)[0] = "localhost:30662"
+		},
 			"directory: apps[0].redirectUris.spa[0]: must be an absolute http(s) URL"},
 		{func(m map[string]any) { m["tenant"].(map[string]any)["id"] = "x" }, "directory: tenant.id: must be a GUID"},
 		{func(m map[string]any) { app(m, 1)["accessTokenAcceptedVersion"] = 3 }, "directory: apps[1].accessTokenAcceptedVersion: must be 1, 2 or absent"},
