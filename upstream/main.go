@@ -55,7 +55,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	defer v.Close()
 	log.Info("upstream", "url", "http://"+cfg.Addr+"/v1.0/me", "mode", cfg.Mode, "authority", cfg.Authority,
 		"client_id", cfg.ClientID, "audiences", cfg.Audiences, "scope", cfg.Scope)
-	return httpx.Serve(ctx, httpx.NewServer(cfg.Addr, handler(cfg, v, lookup)), log)
+	return httpx.Serve(ctx, httpx.NewServer(cfg.Addr, graph.Handler(v, cfg.Scope, lookup)), log)
 }
 
 func newValidator(cfg Config, client *http.Client, log *slog.Logger) (*apiauth.Validator, error) {
@@ -67,40 +67,6 @@ func newValidator(cfg Config, client *http.Client, log *slog.Logger) (*apiauth.V
 		HTTPClient: client,
 		Logger:     log,
 	})
-}
-
-// handler is upstream's whole HTTP stack. No CORS: only servers call it.
-func handler(cfg Config, v *apiauth.Validator, lookup graph.LookupFunc) http.Handler {
-	mux := http.NewServeMux()
-	me := graph.MeHandler(callerFrom, lookup)
-	mux.Handle("GET /v1.0/me", v.Protect(me, apiauth.DelegatedOnly(), apiauth.RequireScope(cfg.Scope)))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if !v.Ready() {
-			w.Header().Set("Retry-After", "5")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(`{"status":"signing keys not loaded"}` + "\n"))
-			return
-		}
-		_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
-	})
-	return mux
-}
-
-// callerFrom reads the validated caller that apiauth put in the context.
-func callerFrom(r *http.Request) (graph.Caller, bool) {
-	p, ok := apiauth.PrincipalFrom(r.Context())
-	if !ok || p.AppOnly {
-		return graph.Caller{}, false
-	}
-	c := graph.Caller{OID: p.ObjectID, UPN: p.Username, Name: p.Name}
-	_ = p.Claim("given_name", &c.GivenName)
-	_ = p.Claim("family_name", &c.FamilyName)
-	return c, true
 }
 
 // waitForFile waits for the emulator to write its CA certificate when both
