@@ -36,7 +36,7 @@ type Config struct {
 //	UPSTREAM_AUDIENCE   accepted audiences, comma-separated (default https://graph.microsoft.com;
 //	                    the client id and api://<client id> are always accepted)
 //	UPSTREAM_SCOPE      required delegated scope (default User.Read)
-//	DIRECTORY_FILE      directory JSON for profiles (default: the emulator's default directory)
+//	DEVIDP_DIRECTORY    directory JSON for profiles, the file devidp serves (default: the shipped default)
 //	DEVIDP_CA_FILE      CA certificate to trust for the IdP (default .devidp/ca.pem in local mode)
 func LoadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
@@ -47,7 +47,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		Audiences:     list(or(getenv("UPSTREAM_AUDIENCE"), graphAppIDURI)),
 		Scope:         or(getenv("UPSTREAM_SCOPE"), "User.Read"),
 		CAFile:        getenv("DEVIDP_CA_FILE"),
-		DirectoryFile: getenv("DIRECTORY_FILE"),
+		DirectoryFile: getenv("DEVIDP_DIRECTORY"),
 	}
 	tenant := getenv("TENANT_ID")
 	switch {
