@@ -53,6 +53,8 @@ if [ "$mode" = local ]; then
   authority="${AUTHORITY:-https://localhost:8443/$tenant_default}"
 else
   authority="${AUTHORITY:-https://login.microsoftonline.com/$TENANT_ID}"
+  # No local upstream in Entra mode: demoapi calls Microsoft Graph.
+  export UPSTREAM_URL="${UPSTREAM_URL:-https://graph.microsoft.com/v1.0/me}"
 fi
 api_base="${API_BASE_URL:-http://localhost:5050}"
 
