@@ -473,20 +473,22 @@
           body = null;
         }
         if (res.ok) {
-          setMilestone(n, "done", render(body || {}, ms, stepUp));
-          if (stepUp) {
-            showAlert("success", "Step-up complete",
-              "You completed the extra sign-in step the upstream required, and the call went through.");
+          setMilestone(n, "done", render(body || {}, ms, stepUp && (stepUp.claims || stepUp.prompt) ? stepUp : null));
+          if (stepUp && (stepUp.claims || stepUp.prompt)) {
+            if (stepUp.prompt) showAlert("success", "Consent granted", "You consented, and the call went through.");
+            else showAlert("success", "Step-up complete", "You completed the extra sign-in step the upstream required, and the call went through.");
           }
           return;
         }
         const ch = parseChallenge(res.headers.get("WWW-Authenticate"));
-        const isConsent = ch.error === "consent_required" || /65001|consent_required/.test(JSON.stringify(body || {}));
+        const bodyErr = (body && body.error) || "";
+        const isConsent = ch.error === "consent_required" || bodyErr === "consent_required";
         if (res.status === 401 && (ch.error === "insufficient_claims" || isConsent) && attempt === 0) {
           let claims;
-          if (ch.claims) {
+          const b64 = ch.claims || (body && body.claims);
+          if (b64) {
             try {
-              claims = atob(ch.claims);
+              claims = atob(b64);
               JSON.parse(claims);
             } catch (e) {
               claims = undefined;
@@ -494,12 +496,21 @@
           }
           stepUp = {};
           if (claims) stepUp.claims = claims;
-          if (isConsent && !claims) stepUp.prompt = "consent";
+          if (isConsent) {
+            stepUp.prompt = "consent";
+            const scopes = (body && Array.isArray(body.scopes) && body.scopes) || (ch.scope ? ch.scope.split(" ").filter(Boolean) : []);
+            if (scopes.length) stepUp.extraScopesToConsent = scopes;
+          }
           const why = isConsent
             ? "The API needs your consent to call the upstream service on your behalf. A sign-in window asks for it; the call is then retried once."
             : "The upstream service requires more than your current sign-in (for example multi-factor authentication). A sign-in window completes that step; the call is then retried once.";
-          setMilestone(n, "blocked", el("p", { class: "notice", text: why }), "Step-up needed");
+          setMilestone(n, "blocked", el("p", { class: "notice", text: why }), isConsent ? "Consent needed" : "Step-up needed");
           showAlert("info", isConsent ? "Consent needed" : "Additional sign-in required", why);
+          continue;
+        }
+        if (res.status === 401 && (ch.error === "invalid_token" || bodyErr === "invalid_token") && attempt === 0 && !stepUp) {
+          // The token could not be used (expired or revoked): get a fresh one once.
+          stepUp = { forceRefresh: true };
           continue;
         }
         setMilestone(n, "error", apiErrorView(res, body, ch));
@@ -514,7 +525,8 @@
   function apiErrorText(res, body, ch) {
     const reason = (body && (body.error_description || body.message || body.error)) || ch.error_description || ch.error || "";
     const hint = body && body.hint ? " " + body.hint : "";
-    if (res.status === 503) return "The API or the identity provider behind it is unavailable. " + reason;
+    if (res.status === 503) return "The API or the identity provider behind it is unavailable; try again in a moment. " + reason;
+    if (res.status === 504) return "The upstream service did not answer in time; try again in a moment. " + reason;
     if (res.status === 502) return "The upstream service failed. " + reason;
     return reason + hint;
   }
