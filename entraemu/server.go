@@ -39,6 +39,7 @@ type Server struct {
 	codes     map[string]*authCode       // sha256(code) -> code
 	refreshes map[string]*refreshGrant   // sha256(rt) -> grant
 	sessions  map[string]*session        // sha256(cookie) -> SSO session
+	flows     map[string]*authzFlow      // interactive sign-ins in progress
 	jtis      map[string]time.Time       // client-assertion jti -> exp (replay cache)
 	consents  map[string]map[string]bool // user|client|resource -> consented scopes
 	failOBO   map[string]int             // user oid -> AADSTS code for the next OBO
@@ -88,6 +89,7 @@ func New(cfg Config) (*Server, error) {
 		codes:     map[string]*authCode{},
 		refreshes: map[string]*refreshGrant{},
 		sessions:  map[string]*session{},
+		flows:     map[string]*authzFlow{},
 		jtis:      map[string]time.Time{},
 		consents:  map[string]map[string]bool{},
 		failOBO:   map[string]int{},
@@ -119,6 +121,9 @@ func (s *Server) routes() http.Handler {
 	m.Handle("/{tenant}/oauth2/token", s.cors(s.counted("token", s.handleTokenV1)))
 	m.Handle("/{tenant}/oauth2/v2.0/authorize", s.counted("authorize", s.handleAuthorize))
 	m.Handle("/{tenant}/oauth2/v2.0/logout", s.cors(s.counted("logout", s.handleLogout)))
+	m.HandleFunc("POST /{tenant}/login", s.handleLogin)
+	m.HandleFunc("POST /{tenant}/consent", s.handleConsent)
+	m.HandleFunc("POST /{tenant}/mfa", s.handleMFA)
 	m.HandleFunc("GET /healthz", s.handleHealth)
 	m.HandleFunc("GET /error", s.handleErrorPage)
 	m.HandleFunc("GET /{$}", s.handleIndex)
