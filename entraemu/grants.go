@@ -55,8 +55,13 @@ func (s *Server) issueRefresh(client *App, who principal, opt refreshOptions) (s
 	return v, exp
 }
 
-// purgeLocked drops expired codes, refresh tokens and sessions.
+// purgeLocked drops expired codes, refresh tokens and sessions, at most
+// once a minute (so issuing stays O(1) amortised).
 func (s *Server) purgeLocked(now time.Time) {
+	if now.Sub(s.lastPurge) < time.Minute && now.After(s.lastPurge) {
+		return
+	}
+	s.lastPurge = now
 	for k, g := range s.refreshes {
 		if now.After(g.expires) {
 			delete(s.refreshes, k)

@@ -44,6 +44,7 @@ type Server struct {
 	consents  map[string]map[string]bool // user|client|resource -> consented scopes
 	failOBO   map[string]int             // user oid -> AADSTS code for the next OBO
 	fault     JWKSFault
+	lastPurge time.Time
 }
 
 // JWKSFault makes the JWKS endpoints slow (Delay) and/or failing (Status,

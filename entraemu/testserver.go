@@ -76,6 +76,7 @@ func NewTestServer(t testing.TB, opts ...TestOption) *TestServer {
 	hs.Listener.Close()
 	hs.Listener = ln
 	hs.TLS = bundle.TLSConfig()
+	hs.EnableHTTP2 = true
 	hs.Config.MaxHeaderBytes = 64 << 10
 	hs.Config.ReadHeaderTimeout = 10 * time.Second
 	hs.StartTLS()

@@ -283,9 +283,11 @@ func (s *Server) rememberJTI(key string, exp time.Time) bool {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, e := range s.jtis {
-		if now.After(e) {
-			delete(s.jtis, k)
+	if len(s.jtis) > 1000 {
+		for k, e := range s.jtis {
+			if now.After(e) {
+				delete(s.jtis, k)
+			}
 		}
 	}
 	if _, seen := s.jtis[key]; seen {
