@@ -22,7 +22,19 @@ const missing = ["devidp", "upstream", "demoapi", "demohost"].filter((c) => !Sta
 if (missing.length) {
   test(`browser walkthrough (skipped: ${missing.join(", ")} not in this checkout yet)`, { skip: true }, () => {});
 }
+// Until the emulator serves its sign-in page (it lands in phases), the tests
+// that type into it are skipped, loudly; the others still run.
+let signInPage = true;
 const wtest = missing.length ? test.skip : test;
+function itest(name, opts, fn) {
+  wtest(name, opts, async (t) => {
+    if (!signInPage) {
+      t.skip("the emulator serves no sign-in page yet");
+      return;
+    }
+    await fn(t);
+  });
+}
 
 before(async () => {
   if (missing.length) return;
@@ -30,6 +42,8 @@ before(async () => {
   stack = new Stack();
   await stack.start();
   spki = await stack.leafSPKI();
+  signInPage = await stack.hasSignInPage();
+  if (!signInPage) console.log("# NOTE: devidp has no sign-in page in this checkout: interactive browser tests skipped");
 }, { timeout: 240000 });
 
 after(async () => {
@@ -56,7 +70,7 @@ async function openPage(page) {
 }
 
 // typeCredentials fills the emulator's sign-in form as a person would.
-async function typeCredentials(p, upn, password) {
+async function typeCredentials(p, upn, password, beforeSubmit) {
   const user = p.locator('input[name="username"], input[name="login"], input[name="loginfmt"], input[type="email"]').first();
   await user.waitFor({ timeout: T });
   await user.click();
@@ -64,7 +78,8 @@ async function typeCredentials(p, upn, password) {
   const pw = p.locator('input[type="password"]').first();
   await pw.click();
   await pw.pressSequentially(password);
-  await p.locator('button[type="submit"], input[type="submit"]').first().click();
+  if (beforeSubmit) await beforeSubmit(p);
+  await p.locator('button[type="submit"]').first().click();
 }
 
 // finishInteraction answers the emulator's follow-up pages (consent, MFA
@@ -74,25 +89,29 @@ async function finishInteraction(popup) {
     const closed = popup.waitForEvent("close", { timeout: 5000 }).then(() => true, () => false);
     if (await closed) return;
     if (popup.isClosed()) return;
-    const btn = popup.locator('button[type="submit"], input[type="submit"]').first();
-    if (await btn.count()) {
-      const code = popup.locator('input[name="otc"], input[name="code"], input[autocomplete="one-time-code"]').first();
-      if (await code.count()) {
-        const hint = await popup.locator("[data-code], .code, #code").first().textContent().catch(() => "");
-        await code.fill((hint || "").trim() || "123456");
-      }
-      await btn.click().catch(() => {});
-    }
+    await answerFollowUp(popup);
   }
   if (!popup.isClosed()) throw new Error("the sign-in window did not close: " + (await popup.url()));
 }
 
-async function signIn(page, upn, { password = PASSWORD } = {}) {
+// answerFollowUp accepts a consent page or completes the MFA page (the
+// emulator shows the one-time code it expects, as an authenticator would).
+async function answerFollowUp(p) {
+  const code = p.locator('input[name="otc"]');
+  if (await code.count()) {
+    const otc = (await p.locator("#otc").textContent()).trim();
+    await code.pressSequentially(otc);
+  }
+  const primary = p.locator('button.primary[type="submit"]').first();
+  if (await primary.count()) await primary.click().catch(() => {});
+}
+
+async function signIn(page, upn, { password = PASSWORD, beforeSubmit, button = "#sign-in" } = {}) {
   const popupP = page.waitForEvent("popup", { timeout: T });
-  await page.click("#sign-in");
+  await page.click(button);
   const popup = await popupP;
   await popup.waitForLoadState();
-  await typeCredentials(popup, upn, password);
+  await typeCredentials(popup, upn, password, beforeSubmit);
   return popup;
 }
 
@@ -101,12 +120,16 @@ async function milestone(page, n, state = "done") {
   return page.locator(`#m${n}`).innerText();
 }
 
-wtest("reader signs in on the emulator's page and sees Milestones 1-3, then signs out", { timeout: 120000 }, async () => {
+itest("reader signs in on the emulator's page and sees Milestones 1-3, then signs out", { timeout: 120000 }, async () => {
   await withBrowser("reader", async ({ page }) => {
     await openPage(page);
     await shot(page, "01-signed-out");
-    const popup = await signIn(page, USERS.reader.upn);
-    await shot(popup, "02-emulator-sign-in");
+    const popup = await signIn(page, USERS.reader.upn, {
+      beforeSubmit: async (p) => {
+        await shot(p, "02-emulator-sign-in");
+        await shot(page, "02b-waiting-for-popup");
+      },
+    });
     await finishInteraction(popup);
 
     const m1 = await milestone(page, 1);
@@ -137,7 +160,7 @@ wtest("reader signs in on the emulator's page and sees Milestones 1-3, then sign
     // The emulator's logout may ask which account; it ends back on the page.
     await page.waitForURL((u) => u.toString().startsWith(PAGE), { timeout: T }).catch(() => {});
     if (!page.url().startsWith(PAGE)) {
-      await page.locator('button[type="submit"], input[type="submit"], a').first().click();
+      await answerFollowUp(page);
       await page.waitForURL((u) => u.toString().startsWith(PAGE), { timeout: T });
     }
     await page.locator("#sign-in:not([hidden]):not([disabled])").waitFor({ timeout: T });
@@ -146,7 +169,7 @@ wtest("reader signs in on the emulator's page and sees Milestones 1-3, then sign
   });
 });
 
-wtest("mfa user: the OBO claims challenge leads to a step-up, then Milestone 3", { timeout: 120000 }, async () => {
+itest("mfa user: the OBO claims challenge leads to a step-up, then Milestone 3", { timeout: 120000 }, async () => {
   await withBrowser("mfa", async ({ page }) => {
     await openPage(page);
     const popup = await signIn(page, USERS.mfa.upn);
@@ -172,22 +195,25 @@ wtest("mfa user: the OBO claims challenge leads to a step-up, then Milestone 3",
   });
 });
 
-wtest("a wrong password shows the emulator's error", { timeout: 60000 }, async () => {
+itest("a wrong password shows the emulator's error; closing the window and starting again works", { timeout: 90000 }, async () => {
   await withBrowser("wrong-password", async ({ page }) => {
     await openPage(page);
     const popup = await signIn(page, USERS.reader.upn, { password: "not-the-password" });
     await popup.waitForLoadState();
-    await popup.getByText(/AADSTS50126|incorrect|invalid username or password/i).first().waitFor({ timeout: T });
+    const err = popup.locator("#error, [role=alert]").first();
+    await err.waitFor({ timeout: T });
+    assert.match(await err.innerText(), /AADSTS50126|password/i);
     await shot(popup, "10-wrong-password");
-    assert.equal(popup.isClosed(), false);
-    await popup.close();
-    // The page notices the closed window and says so.
-    await page.locator("#alert").getByText(/cancel|closed/i).first().waitFor({ timeout: T });
     assert.notEqual(await page.locator("#m1").getAttribute("data-state"), "done");
+    // The user gives up on that window; the page offers to start again.
+    await popup.close();
+    const again = await signIn(page, USERS.reader.upn, { button: "#restart" });
+    await finishInteraction(again);
+    assert.match(await milestone(page, 1), /reader@dev\.test/);
   });
 });
 
-wtest("with the API stopped the page says so clearly", { timeout: 90000 }, async () => {
+itest("with the API stopped the page says so clearly", { timeout: 90000 }, async () => {
   await withBrowser("api-stopped", async ({ page }) => {
     await openPage(page);
     const popup = await signIn(page, USERS.reader.upn);
@@ -207,7 +233,7 @@ wtest("with the API stopped the page says so clearly", { timeout: 90000 }, async
   });
 });
 
-wtest("a blocked pop-up falls back to a full-page redirect", { timeout: 90000 }, async () => {
+itest("a blocked pop-up falls back to a full-page redirect", { timeout: 90000 }, async () => {
   await withBrowser("popup-blocked", async ({ context, page }) => {
     // What a pop-up blocker does to window.open.
     await context.addInitScript(() => { window.open = () => null; });
@@ -218,7 +244,7 @@ wtest("a blocked pop-up falls back to a full-page redirect", { timeout: 90000 },
     for (let i = 0; i < 5 && !page.url().startsWith(PAGE); i++) {
       const back = await page.waitForURL((u) => u.toString().startsWith(PAGE), { timeout: 5000 }).then(() => true, () => false);
       if (back) break;
-      await page.locator('button[type="submit"], input[type="submit"]').first().click().catch(() => {});
+      await answerFollowUp(page);
     }
     const m1 = await milestone(page, 1);
     assert.match(m1, /reader@dev\.test/);

@@ -81,6 +81,7 @@
   function showAlert(kind, title, body, actions) {
     const a = $("alert");
     a.dataset.kind = kind;
+    a.querySelector(".alert-icon").textContent = { success: "✓", info: "i" }[kind] || "!";
     $("alert-title").textContent = title;
     $("alert-body").replaceChildren(...(Array.isArray(body) ? body : [body]).map((x) => (x instanceof Node ? x : document.createTextNode(x))));
     const act = $("alert-actions");
@@ -233,8 +234,39 @@
     return e && (e.errorCode === "popup_window_error" || e.errorCode === "empty_window_error");
   }
 
+  // msal-browser v5 gets pop-up results over a BroadcastChannel from the
+  // redirect bridge and does not watch the pop-up itself (a COOP-isolated
+  // sign-in page would look "closed" at once). A closed pop-up therefore ends
+  // in timed_out after system.popupBridgeTimeout; the page offers
+  // "Start again" meanwhile, which supersedes the pending interaction.
   function isUserCancelled(e) {
-    return e && e.errorCode === "user_cancelled";
+    return e && (e.errorCode === "user_cancelled" || e.errorCode === "timed_out");
+  }
+
+  function isSuperseded(e) {
+    return e && e.errorCode === "interaction_in_progress_cancelled";
+  }
+
+  let generation = 0; // bumps per user action; a superseded action leaves the UI alone
+  let overrideNext = false;
+
+  function takeOverride() {
+    const o = overrideNext;
+    overrideNext = false;
+    return o;
+  }
+
+  // awaitingPopup shows that a sign-in window is open, with a way out.
+  function awaitingPopup(n, action) {
+    const btn = el("button", { class: "btn small", type: "button", id: "restart", text: "Start again" });
+    btn.addEventListener("click", () => {
+      overrideNext = true;
+      action();
+    });
+    setMilestone(n, "working", [
+      el("p", { class: "placeholder", text: "Finish in the sign-in window. Closed it, or lost it behind this one?" }),
+      btn,
+    ], "Waiting for you…");
   }
 
   // checkAuthority tells the dev CA not being trusted from the IdP being down
@@ -336,9 +368,10 @@
     return { scopes: cfg.apiScopes.slice() };
   }
 
-  async function interactive(request, pendingCall) {
+  async function interactive(request, pendingCall, ctx) {
     try {
-      return await pca.acquireTokenPopup(Object.assign({ account }, request));
+      if (ctx) awaitingPopup(ctx.n, ctx.action);
+      return await pca.acquireTokenPopup(Object.assign({ account, overrideInteractionInProgress: takeOverride() }, request));
     } catch (e) {
       if (!isPopupBlocked(e)) throw e;
       // Popup blocked: continue with a full-page redirect; the call resumes
@@ -350,17 +383,17 @@
     }
   }
 
-  async function getApiToken(extra, pendingCall) {
+  async function getApiToken(extra, pendingCall, ctx) {
     const request = Object.assign({ scopes: cfg.apiScopes.slice(), account }, extra || {});
     let result;
     if (request.claims || request.prompt) {
-      result = await interactive(request, pendingCall);
+      result = await interactive(request, pendingCall, ctx);
     } else {
       try {
         result = await pca.acquireTokenSilent(request);
       } catch (e) {
         if (!(e instanceof msal.InteractionRequiredAuthError)) throw e;
-        result = await interactive(request, pendingCall);
+        result = await interactive(request, pendingCall, ctx);
       }
     }
     accessTokenRaw = result.accessToken;
@@ -369,28 +402,30 @@
   }
 
   async function signIn() {
+    const gen = ++generation;
     clearAlert();
     setBusy(true);
-    setMilestone(1, "working");
+    awaitingPopup(1, signIn);
     try {
-      const result = await pca.loginPopup(loginRequest());
+      const result = await pca.loginPopup(Object.assign(loginRequest(), { overrideInteractionInProgress: takeOverride() }));
       onSignedIn(result);
     } catch (e) {
+      if (isSuperseded(e)) return;
       if (isPopupBlocked(e)) {
         showAlert("info", "Pop-up blocked — continuing in this window", "Your browser blocked the sign-in window, so this page redirects to the sign-in page instead.");
         await pca.loginRedirect(loginRequest());
         return;
       }
       if (isUserCancelled(e)) {
-        setMilestone(1, "idle", placeholder("Sign-in was cancelled. Sign in to see your account here."), "Not signed in");
-        showAlert("info", "Sign-in cancelled", "The sign-in window was closed before it finished.");
+        setMilestone(1, "idle", placeholder("Sign-in did not finish. Sign in to see your account here."), "Not signed in");
+        showAlert("info", "Sign-in cancelled", "The sign-in window was closed, or did not finish in time.");
       } else {
         const d = describeMsalError(e);
         setMilestone(1, "error", placeholder("Sign-in did not complete."));
         showAlert("error", "Sign-in failed", [d.text, d.hint ? " — " + d.hint : ""]);
       }
     } finally {
-      setBusy(false);
+      if (gen === generation) setBusy(false);
     }
   }
 
@@ -435,6 +470,8 @@
   // callApi calls the API with a token; on a claims challenge it replays the
   // claims interactively and retries once.
   async function callApi(path, n, render) {
+    const gen = ++generation;
+    const ctx = { n, action: () => callApi(path, n, render) };
     clearAlert();
     setBusy(true);
     setMilestone(n, "working");
@@ -443,11 +480,12 @@
       for (let attempt = 0; attempt < 2; attempt++) {
         let token;
         try {
-          token = await getApiToken(stepUp, path);
+          token = await getApiToken(stepUp, path, ctx);
         } catch (e) {
+          if (isSuperseded(e)) return;
           if (isUserCancelled(e)) {
-            setMilestone(n, "blocked", placeholder("The sign-in window was closed before it finished."));
-            showAlert("info", "Cancelled", "The sign-in window was closed, so the API was not called.");
+            setMilestone(n, "blocked", placeholder("The sign-in window was closed before it finished."), "Cancelled");
+            showAlert("info", "Cancelled", "The sign-in window was closed or did not finish in time, so the API was not called.");
             return;
           }
           const d = describeMsalError(e);
@@ -518,7 +556,7 @@
         return;
       }
     } finally {
-      setBusy(false);
+      if (gen === generation) setBusy(false);
     }
   }
 

@@ -129,6 +129,32 @@ export class Stack {
     fs.rmSync(this.tmp, { recursive: true, force: true });
   }
 
+  // hasSignInPage asks the emulator's authorize endpoint for the SPA's
+  // sign-in page, as msal-browser would, and says whether it is a form with
+  // a password field.
+  hasSignInPage() {
+    const q = new URLSearchParams({
+      client_id: "88374b94-683c-41e9-a4d0-40a9685e8661",
+      redirect_uri: PAGE + "/redirect.html",
+      response_type: "code",
+      response_mode: "fragment",
+      scope: "openid profile",
+      state: "probe",
+      nonce: "probe",
+      code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+      code_challenge_method: "S256",
+    });
+    const ca = fs.readFileSync(this.caFile);
+    return new Promise((resolve) => {
+      https.get(`${AUTHORITY}/oauth2/v2.0/authorize?${q}`, { ca, timeout: 5000 }, (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d) => { if (body.length < 200000) body += d; });
+        res.on("end", () => resolve(res.statusCode === 200 && /type="password"/.test(body)));
+      }).on("error", () => resolve(false));
+    });
+  }
+
   // leafSPKI connects to devidp, verifies its certificate chain against the
   // dev CA (ca.pem), and returns base64(sha256(SPKI)) of the leaf: the value
   // for Chromium's --ignore-certificate-errors-spki-list. Only that key is
