@@ -389,3 +389,31 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Fatalf("counters: %v", counters)
 	}
 }
+
+func TestV1TokenEndpointAndRequestedClaims(t *testing.T) {
+	ts := entraemu.NewTestServer(t)
+	resp, err := ts.Client.PostForm(ts.Authority+"/oauth2/token", url.Values{"grant_type": {"client_credentials"},
+		"client_id": {entraemu.DaemonClientID}, "client_secret": {secretOf(t, entraemu.DaemonClientID)}, "resource": {entraemu.APIAppIDURI}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || body["resource"] != entraemu.APIAppIDURI || body["expires_on"] == nil {
+		t.Fatalf("v1 token endpoint: %d %v", resp.StatusCode, body)
+	}
+	claims := `{"access_token":{"xms_cc":{"values":["cp1"]},"acrs":{"essential":true,"value":"c1"}}}`
+	status, tok := ts.PostToken(t, url.Values{"grant_type": {"password"}, "client_id": {entraemu.CLIClientID}, "username": {"reader@dev.test"},
+		"password": {"dev-password"}, "scope": {apiScope}, "claims": {claims}})
+	if status != 200 {
+		t.Fatal(tok)
+	}
+	c := claimsOf(t, tok["access_token"].(string))
+	if cc, _ := c["xms_cc"].([]any); len(cc) != 1 || cc[0] != "cp1" {
+		t.Errorf("xms_cc = %v", c["xms_cc"])
+	}
+	if acrs, _ := c["acrs"].([]any); len(acrs) != 1 || acrs[0] != "c1" {
+		t.Errorf("acrs = %v", c["acrs"])
+	}
+}
