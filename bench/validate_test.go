@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -269,5 +271,41 @@ func TestPairedRatios(t *testing.T) {
 		med := ratios[len(ratios)/2]
 		bare := med / bareRatios[len(bareRatios)/2]
 		fmt.Printf("| %s | %.3f× | %.3f–%.3f | %.2f× | %d |\n", name, med, ratios[len(ratios)/4], ratios[3*len(ratios)/4], bare, len(ratios))
+	}
+}
+
+// BenchmarkMiddleware: the in-process cost of the middleware chain around a
+// trivial handler (no network): unprotected vs apiauth with a repeat token.
+func BenchmarkMiddleware(b *testing.B) {
+	e := setup(b)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	v, err := apiauth.New(apiauth.Config{Authority: e.f.Authority, ClientID: APIID, HTTPClient: e.f.Client, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer v.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := v.WaitReady(ctx); err != nil {
+		b.Fatal(err)
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
+	cases := map[string]http.Handler{
+		"plain":          h,
+		"apiauth-repeat": v.Protect(h, apiauth.RequireScopeOrAppRole([]string{"access_as_user"}, []string{"Demo.Read.All"})),
+	}
+	for _, name := range []string{"plain", "apiauth-repeat"} {
+		b.Run(name, func(b *testing.B) {
+			req := httptest.NewRequest("GET", "/api", nil)
+			req.Header.Set("Authorization", "Bearer "+e.repeat)
+			w := httptest.NewRecorder()
+			b.ReportAllocs()
+			for b.Loop() {
+				cases[name].ServeHTTP(w, req)
+			}
+			if w.Code != 204 {
+				b.Fatal(w.Code)
+			}
+		})
 	}
 }
