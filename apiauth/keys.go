@@ -71,15 +71,33 @@ type keyProvider struct {
 	ctx     context.Context
 	wg      sync.WaitGroup
 	fetches atomic.Int64
+	// fetchErr carries background fetch errors to a waiting start-up attempt.
+	fetchErr chan error
 }
 
 func newKeyProvider(ctx context.Context, cfg *Config, onKeys func()) (*keyProvider, error) {
-	cl := httprc.NewClient(httprc.WithHTTPClient(cfg.HTTPClient), httprc.WithWorkers(1))
+	p := &keyProvider{cfg: cfg, onKeys: onKeys, ctx: ctx, fetchErr: make(chan error, 1)}
+	cl := httprc.NewClient(httprc.WithHTTPClient(cfg.HTTPClient), httprc.WithWorkers(1),
+		httprc.WithErrorSink(errSink(p.backgroundError)))
 	cache, err := jwk.NewCache(ctx, cl)
 	if err != nil {
 		return nil, err
 	}
-	return &keyProvider{cfg: cfg, cache: cache, onKeys: onKeys, ctx: ctx}, nil
+	p.cache = cache
+	return p, nil
+}
+
+// errSink receives the jwk.Cache's background fetch errors.
+type errSink func(error)
+
+func (f errSink) Put(_ context.Context, err error) { f(err) }
+
+func (p *keyProvider) backgroundError(err error) {
+	p.cfg.Logger.Warn("apiauth: background key-set refresh failed; keeping the last good keys", "err", err)
+	select { // wake up a start-up attempt waiting for the first fetch
+	case p.fetchErr <- err:
+	default:
+	}
 }
 
 // run resolves discovery and loads the first keys, retrying with backoff, then
@@ -98,7 +116,7 @@ func (p *keyProvider) run() {
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 30*time.Second)
+		backoff = min(backoff*3/2, 30*time.Second)
 	}
 	// The jwk.Cache refreshes in the background; pick its new sets up.
 	every := min(p.cfg.MinRefreshInterval, 30*time.Second)
@@ -127,20 +145,35 @@ func (p *keyProvider) start() error {
 		p.res.Store(r)
 	}
 	if !p.cache.IsRegistered(p.ctx, r.jwksURL) {
-		wctx, cancel := context.WithTimeout(p.ctx, p.cfg.HTTPClient.Timeout+5*time.Second)
-		err := p.cache.Register(wctx, r.jwksURL,
+		// Registering starts the first fetch in the background; wait for
+		// it to succeed or fail (the error sink), then retry with Refresh.
+		err := p.cache.Register(p.ctx, r.jwksURL,
 			jwk.WithHTTPClient(p.cfg.HTTPClient),
 			jwk.WithConstantInterval(p.cfg.RefreshInterval),
 			jwk.WithMinInterval(p.cfg.MinRefreshInterval),
-			jwk.WithWaitReady(true))
-		cancel()
-		p.fetches.Add(1)
-		if err != nil && !p.cache.IsRegistered(p.ctx, r.jwksURL) {
+			jwk.WithWaitReady(false))
+		if err != nil {
 			return err
 		}
-		if err == nil {
-			return p.syncSnapshot()
+		p.fetches.Add(1)
+		res, err := p.cache.LookupResource(p.ctx, r.jwksURL)
+		if err != nil {
+			return err
 		}
+		wctx, cancel := context.WithTimeout(p.ctx, p.cfg.HTTPClient.Timeout+time.Second)
+		defer cancel()
+		ready := make(chan error, 1)
+		go func() { ready <- res.Ready(wctx) }()
+		select {
+		case err = <-ready:
+		case err = <-p.fetchErr:
+			cancel()
+			<-ready
+		}
+		if err != nil {
+			return err
+		}
+		return p.syncSnapshot()
 	}
 	p.fetches.Add(1)
 	if _, err := p.cache.Refresh(p.ctx, r.jwksURL); err != nil {
