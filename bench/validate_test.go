@@ -44,7 +44,7 @@ var (
 	theEnv  *env
 )
 
-const poolSize = 512
+const poolSize = 256
 
 func setup(tb testing.TB) *env {
 	envOnce.Do(func() {
@@ -183,7 +183,7 @@ func TestAllImplementationsAccept(t *testing.T) {
 	}
 }
 
-// BenchmarkValidate: run with -cpu 1. The "cold" cases cycle through 512
+// BenchmarkValidate: run with -cpu 1. The "cold" cases cycle through 256
 // distinct tokens; apiauth-cold has a cache too small to ever hit, so every
 // call is a first-seen token including the cache insert.
 func BenchmarkValidate(b *testing.B) {
