@@ -34,6 +34,7 @@ type OBOConfig struct {
 	RedisAddr     string
 	RedisPassword string
 	RedisPrefix   string
+	RedisTimeout  time.Duration // bounds each Redis operation (default 500ms)
 	CacheKey      string // base64 AES-256 key(s), current first
 	CacheSize     int
 }
@@ -56,6 +57,7 @@ type OBOConfig struct {
 //	OBO_REDIS_ADDR               host:port of a Redis shared by API instances (default: none)
 //	OBO_REDIS_PASSWORD           its password, if any
 //	OBO_REDIS_PREFIX             Redis key prefix (default obo:v1:)
+//	OBO_REDIS_TIMEOUT            bound of each Redis operation; slower counts as Redis down (default 500ms)
 //	OBO_CACHE_KEY                base64 32-byte key(s) encrypting tokens in Redis, comma-separated,
 //	                             current first (required with OBO_REDIS_ADDR), or
 //	OBO_CACHE_KEY_FILE           a file holding them
@@ -71,6 +73,7 @@ func LoadOBOConfig(getenv func(string) string, base Config) (OBOConfig, error) {
 		RedisAddr:          getenv("OBO_REDIS_ADDR"),
 		RedisPassword:      getenv("OBO_REDIS_PASSWORD"),
 		RedisPrefix:        getenv("OBO_REDIS_PREFIX"),
+		RedisTimeout:       500 * time.Millisecond,
 		CacheKey:           getenv("OBO_CACHE_KEY"),
 	}
 	if v := getenv("OBO_TIMEOUT"); v != "" {
@@ -79,6 +82,13 @@ func LoadOBOConfig(getenv func(string) string, base Config) (OBOConfig, error) {
 			return c, fmt.Errorf("OBO_TIMEOUT %q: want a positive duration such as 10s", v)
 		}
 		c.Timeout = d
+	}
+	if v := getenv("OBO_REDIS_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("OBO_REDIS_TIMEOUT %q: want a positive duration such as 500ms", v)
+		}
+		c.RedisTimeout = d
 	}
 	if v := getenv("OBO_CACHE_SIZE"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -157,13 +167,18 @@ func newOBO(cfg Config, oc OBOConfig, idp *http.Client, log *slog.Logger) (http.
 		if err != nil {
 			return nil, nil, fmt.Errorf("OBO_CACHE_KEY: %w", err)
 		}
+		rt := oc.RedisTimeout
+		if rt <= 0 {
+			rt = 500 * time.Millisecond
+		}
 		rdb := redis.NewClient(&redis.Options{
 			Addr: oc.RedisAddr, Password: oc.RedisPassword,
-			DialTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
-			PoolTimeout: time.Second, MaxRetries: 1,
+			DialTimeout: rt, ReadTimeout: rt, WriteTimeout: rt, PoolTimeout: rt, MaxRetries: 1,
 		})
 		closeFn = func() { _ = rdb.Close() }
-		store = obo.NewTieredStore(mem, obo.NewRedisStore(rdb, oc.RedisPrefix, keys), log)
+		ts := obo.NewTieredStore(mem, obo.NewRedisStore(rdb, oc.RedisPrefix, keys), log)
+		ts.L2Timeout = 2 * rt
+		store = ts
 	}
 	ocl := *idp
 	ocl.Timeout = oc.Timeout
