@@ -35,7 +35,7 @@ type OBOConfig struct {
 	RedisPassword string
 	RedisPrefix   string
 	RedisTimeout  time.Duration // bounds each Redis operation (default 500ms)
-	CacheKey      string // base64 AES-256 key(s), current first
+	CacheKey      string        // base64 AES-256 key(s), current first
 	CacheSize     int
 }
 
