@@ -389,6 +389,15 @@ func TestOBOMFAUserGetsClaimsChallenge(t *testing.T) {
 	if w.oboGrants() != before+1 {
 		t.Fatal("a failed exchange was cached")
 	}
+	// The page replays the claims through the emulator's real sign-in and
+	// MFA step-up pages (as acquireTokenPopup({claims}) does), gets a token
+	// whose amr carries mfa, and the same call now succeeds.
+	stepped := w.idp.AuthCodeToken(t, entraemu.SPAClientID, "http://localhost:30662/redirect.html",
+		"mfa@dev.test", "dev-password", []string{apiScope}, string(raw))
+	a = callOBO(t, api, stepped.AccessToken)
+	if a.status != 200 || a.upstreamID() != "38605525-eb95-41ed-8e86-ae2dabdce1b8" || a.source() != "idp" {
+		t.Fatalf("after step-up: %d %v", a.status, a.body)
+	}
 	if strings.Contains(w.logs.String(), "eyJ") {
 		t.Fatal("a token appears in the logs")
 	}
