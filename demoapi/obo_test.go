@@ -628,10 +628,32 @@ func TestOBOSharedRedisAcrossInstances(t *testing.T) {
 	if n := w.oboGrants(); n != 50 {
 		t.Fatalf("3 instances sharing Redis, 50 users × 20 calls: %d OBO grants, want 50", n)
 	}
+	// Concurrent cold calls spread over the instances: still one grant (the
+	// instances agree through a short Redis lock).
+	tok := w.userToken("reader@dev.test")
+	for i := 0; i < 60; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if a := callOBO(t, apis[i%3], tok); a.status != 200 || a.upstreamID() != readerOID {
+				t.Errorf("%d %v", a.status, a.body)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if n := w.oboGrants(); n != 51 {
+		t.Fatalf("60 concurrent cold calls over 3 instances: %d OBO grants, want 1", n-50)
+	}
 	// What Redis holds is not usable without the key: hashed keys, sealed values.
-	keys := rdb.Keys(context.Background(), prefix+"*").Val()
-	if len(keys) != 50 {
-		t.Fatalf("%d Redis keys, want 50", len(keys))
+	var keys []string
+	for _, k := range rdb.Keys(context.Background(), prefix+"*").Val() {
+		if strings.HasPrefix(k, prefix+"lock:") {
+			t.Fatalf("lock left behind: %s", k)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) != 51 {
+		t.Fatalf("%d Redis keys, want 51", len(keys))
 	}
 	kr, _ := obo.KeyringFromBase64(key)
 	withKey := obo.NewRedisStore(rdb, prefix, kr)

@@ -332,6 +332,16 @@ func (c *Client) exchange(parent context.Context, k Key, assertion string, scope
 		c.hits.Add(1)
 		return flight{e: e, fromCache: true}, nil
 	}
+	if l, ok := c.store.(Locker); ok {
+		unlock, e, hit := c.lockOrWait(ctx, l, k)
+		if hit {
+			c.hits.Add(1)
+			return flight{e: e, fromCache: true}, nil
+		}
+		if unlock != nil {
+			defer unlock()
+		}
+	}
 	mc := c.msalClient()
 	ar, err := mc.c.AcquireTokenOnBehalfOf(ctx, assertion, scopes)
 	if err != nil {
@@ -354,6 +364,42 @@ func (c *Client) exchange(parent context.Context, k Key, assertion string, scope
 	}
 	c.idp.Add(1)
 	return flight{e: e}, nil
+}
+
+// lockPoll is how often an instance waiting for another instance's exchange
+// looks for its result.
+const lockPoll = 25 * time.Millisecond
+
+// lockOrWait takes the cross-instance lock on k, or waits for the holder's
+// token to appear in the store (hit), for at most half the exchange timeout;
+// then, or if the lock store fails, it lets the caller exchange anyway.
+func (c *Client) lockOrWait(ctx context.Context, l Locker, k Key) (unlock func(), e Entry, hit bool) {
+	giveUp := time.Now().Add(c.cfg.Timeout / 2)
+	for {
+		u, ok, err := l.Lock(ctx, k, c.cfg.Timeout)
+		if err != nil {
+			return nil, Entry{}, false
+		}
+		if ok {
+			// The previous holder may have finished just before.
+			if e, hit, _ := c.store.Get(ctx, k); hit {
+				u()
+				return nil, e, true
+			}
+			return u, Entry{}, false
+		}
+		if time.Now().After(giveUp) {
+			return nil, Entry{}, false
+		}
+		select {
+		case <-ctx.Done():
+			return nil, Entry{}, false
+		case <-time.After(lockPoll):
+		}
+		if e, hit, _ := c.store.Get(ctx, k); hit {
+			return nil, e, true
+		}
+	}
 }
 
 // causeText is the underlying error's text for logs, except for IdP HTTP

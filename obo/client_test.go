@@ -231,3 +231,45 @@ func TestWriteErrorContract(t *testing.T) {
 		t.Fatalf("round trip: %q %v", got, ok)
 	}
 }
+
+func TestOneExchangeAcrossInstancesSharingRedis(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	f := newFakeIdP(t)
+	f.set(200*time.Millisecond, nil)
+	kr, _ := KeyringFromBase64(NewRandomKey())
+	var clients []*Client
+	for i := 0; i < 3; i++ {
+		st := NewTieredStore(NewMemoryStore(100, nil), NewRedisStore(rdb, prefix, kr), discardLogger())
+		clients = append(clients, f.client(t, func(c *Config) { c.Store = st }))
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 60; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			tok, err := clients[i%3].Token(context.Background(), "shared-assertion", graphScopes)
+			if err != nil || tok.AccessToken != downstreamFor("shared-assertion") {
+				t.Errorf("%v", err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if n := f.obo.Load(); n != 1 {
+		t.Fatalf("3 instances, 60 concurrent cold calls: %d OBO grants, want 1", n)
+	}
+	// A failed exchange releases the lock at once: the others do not wait
+	// for its expiry.
+	f.set(0, idpError(400, `{"error":"invalid_grant","error_codes":[50013]}`))
+	start := time.Now()
+	for i := 0; i < 3; i++ {
+		if _, err := clients[i].Token(context.Background(), "bad", graphScopes); err == nil {
+			t.Fatal("no error")
+		}
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("failed exchanges took %v: a stale lock made callers wait", d)
+	}
+	if keys := rdb.Keys(context.Background(), prefix+"lock:*").Val(); len(keys) != 0 {
+		t.Fatalf("locks left behind: %v", keys)
+	}
+}

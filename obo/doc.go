@@ -16,7 +16,8 @@
 //     between API instances, encrypted with AES-256-GCM under a configured key
 //     ([Keyring]); [TieredStore] puts memory in front of Redis and degrades to
 //     memory alone while Redis fails;
-//   - concurrent misses for one key make one IdP request per instance.
+//   - concurrent misses for one key make one IdP request: singleflight in an
+//     instance, and a short Redis lock ([Locker]) across instances.
 //
 // Errors from the IdP and from the downstream API are never passed on raw:
 // they become an [*Error] whose [Kind] the HTTP layer maps to a status code, a

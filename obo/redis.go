@@ -199,3 +199,23 @@ func (r *RedisStore) Set(ctx context.Context, k Key, e Entry) error {
 func (r *RedisStore) Delete(ctx context.Context, k Key) error {
 	return r.rdb.Del(ctx, r.RedisKey(k)).Err()
 }
+
+// Lock implements Locker: SET NX with a TTL and a random owner value; the
+// returned unlock deletes the lock only while this owner still holds it.
+func (r *RedisStore) Lock(ctx context.Context, k Key, ttl time.Duration) (func(), bool, error) {
+	lk := r.prefix + "lock:" + k.String()
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	owner := hex.EncodeToString(b)
+	ok, err := r.rdb.SetNX(ctx, lk, owner, ttl).Result()
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	return func() {
+		c, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = unlockScript.Run(c, r.rdb, []string{lk}, owner).Err()
+	}, true, nil
+}
+
+var unlockScript = redis.NewScript(`if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`)

@@ -37,6 +37,18 @@ type Store interface {
 	Delete(ctx context.Context, k Key) error
 }
 
+// Locker is implemented by shared stores (RedisStore, TieredStore over it)
+// to make one IdP request per key across all instances, not one per
+// instance: the instance holding the lock exchanges, the others wait for its
+// result in the store. A lock is only an optimisation: when it cannot be
+// taken or its holder is slow, callers go ahead, so it never blocks longer
+// than half the exchange timeout and never changes which token a caller gets.
+type Locker interface {
+	// Lock tries to take a lock on k that expires after ttl. ok is false when
+	// another holder has it; err when the lock store is unavailable.
+	Lock(ctx context.Context, k Key, ttl time.Duration) (unlock func(), ok bool, err error)
+}
+
 // DefaultMaxEntries bounds the default in-memory store. One entry costs the
 // downstream token (1–3 KiB) plus about 150 bytes of bookkeeping.
 const DefaultMaxEntries = 10000

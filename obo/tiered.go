@@ -2,6 +2,7 @@ package obo
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -138,4 +139,21 @@ func (t *TieredStore) Delete(ctx context.Context, k Key) error {
 		t.l2Failed("delete", err)
 	}
 	return nil
+}
+
+var errL2Down = errors.New("obo: shared store backing off")
+
+// Lock implements Locker when L2 does.
+func (t *TieredStore) Lock(ctx context.Context, k Key, ttl time.Duration) (func(), bool, error) {
+	l, ok := t.L2.(Locker)
+	if !ok || !t.l2Up() {
+		return nil, false, errL2Down
+	}
+	c, cancel := t.l2Ctx(ctx)
+	defer cancel()
+	unlock, got, err := l.Lock(c, k, ttl)
+	if err != nil {
+		t.l2Failed("lock", err)
+	}
+	return unlock, got, err
 }
