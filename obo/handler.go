@@ -57,7 +57,11 @@ func Handler(d *Downstream, logger *slog.Logger) http.Handler {
 			WriteError(w, err, d.Tokens.AuthorizeURL())
 			return
 		}
-		logger.LogAttrs(r.Context(), slog.LevelInfo, "obo: downstream call",
+		lvl := slog.LevelInfo // an IdP exchange; cache hits are routine
+		if res.Token.Source == SourceCache {
+			lvl = slog.LevelDebug
+		}
+		logger.LogAttrs(r.Context(), lvl, "obo: downstream call",
 			slog.String("token_source", string(res.Token.Source)), slog.String("tier", res.Token.Tier),
 			slog.Bool("coalesced", res.Token.Coalesced), slog.Duration("token_latency", res.Token.Latency),
 			slog.Duration("upstream_latency", res.UpstreamLatency), slog.Int("upstream_status", res.Status),
