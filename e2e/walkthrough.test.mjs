@@ -22,19 +22,7 @@ const missing = ["devidp", "upstream", "demoapi", "demohost"].filter((c) => !Sta
 if (missing.length) {
   test(`browser walkthrough (skipped: ${missing.join(", ")} not in this checkout yet)`, { skip: true }, () => {});
 }
-// Until the emulator serves its sign-in page (it lands in phases), the tests
-// that type into it are skipped, loudly; the others still run.
-let signInPage = true;
 const wtest = missing.length ? test.skip : test;
-function itest(name, opts, fn) {
-  wtest(name, opts, async (t) => {
-    if (!signInPage) {
-      t.skip("the emulator serves no sign-in page yet");
-      return;
-    }
-    await fn(t);
-  });
-}
 
 before(async () => {
   if (missing.length) return;
@@ -42,8 +30,7 @@ before(async () => {
   stack = new Stack();
   await stack.start();
   spki = await stack.leafSPKI();
-  signInPage = await stack.hasSignInPage();
-  if (!signInPage) console.log("# NOTE: devidp has no sign-in page in this checkout: interactive browser tests skipped");
+  if (!(await stack.hasSignInPage())) throw new Error("devidp's authorize endpoint serves no sign-in form for the SPA");
 }, { timeout: 240000 });
 
 after(async () => {
@@ -120,7 +107,7 @@ async function milestone(page, n, state = "done") {
   return page.locator(`#m${n}`).innerText();
 }
 
-itest("reader signs in on the emulator's page and sees Milestones 1-3, then signs out", { timeout: 120000 }, async () => {
+wtest("reader signs in on the emulator's page and sees Milestones 1-3, then signs out", { timeout: 120000 }, async () => {
   await withBrowser("reader", async ({ page }) => {
     await openPage(page);
     await shot(page, "01-signed-out");
@@ -169,7 +156,7 @@ itest("reader signs in on the emulator's page and sees Milestones 1-3, then sign
   });
 });
 
-itest("mfa user: the OBO claims challenge leads to a step-up, then Milestone 3", { timeout: 120000 }, async () => {
+wtest("mfa user: the OBO claims challenge leads to a step-up, then Milestone 3", { timeout: 120000 }, async () => {
   await withBrowser("mfa", async ({ page }) => {
     await openPage(page);
     const popup = await signIn(page, USERS.mfa.upn);
@@ -195,7 +182,7 @@ itest("mfa user: the OBO claims challenge leads to a step-up, then Milestone 3",
   });
 });
 
-itest("a wrong password shows the emulator's error; closing the window and starting again works", { timeout: 90000 }, async () => {
+wtest("a wrong password shows the emulator's error; closing the window and starting again works", { timeout: 90000 }, async () => {
   await withBrowser("wrong-password", async ({ page }) => {
     await openPage(page);
     const popup = await signIn(page, USERS.reader.upn, { password: "not-the-password" });
@@ -213,7 +200,7 @@ itest("a wrong password shows the emulator's error; closing the window and start
   });
 });
 
-itest("with the API stopped the page says so clearly", { timeout: 90000 }, async () => {
+wtest("with the API stopped the page says so clearly", { timeout: 90000 }, async () => {
   await withBrowser("api-stopped", async ({ page }) => {
     await openPage(page);
     const popup = await signIn(page, USERS.reader.upn);
@@ -233,7 +220,7 @@ itest("with the API stopped the page says so clearly", { timeout: 90000 }, async
   });
 });
 
-itest("a blocked pop-up falls back to a full-page redirect", { timeout: 90000 }, async () => {
+wtest("a blocked pop-up falls back to a full-page redirect", { timeout: 90000 }, async () => {
   await withBrowser("popup-blocked", async ({ context, page }) => {
     // What a pop-up blocker does to window.open.
     await context.addInitScript(() => { window.open = () => null; });
