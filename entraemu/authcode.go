@@ -74,12 +74,11 @@ func (s *Server) grantAuthorizationCode(t *tokenRequest) (map[string]any, *oauth
 	if e := checkPKCE(c.challenge, t.get("code_verifier")); e != nil {
 		return nil, e
 	}
-	q, e := s.parseScopes(t.get("scope") + " " + c.scope)
+	// The code's scopes decide what is issued (the token request repeats
+	// them, or names only OpenID scopes).
+	q, e := s.parseScopes(c.scope)
 	if e != nil {
-		// The token request may name only OpenID scopes; the code's scopes decide.
-		if q, e = s.parseScopes(c.scope); e != nil {
-			return nil, e
-		}
+		return nil, e
 	}
 	rc, e := parseClaims(c.claims)
 	if e != nil {

@@ -200,9 +200,6 @@ func echoScope(q *scopeRequest, scp []string) string {
 	if len(q.requested) == 0 {
 		out = append(out, scp...)
 	}
-	if q.oidc["offline_access"] {
-		out = append(out, "offline_access")
-	}
 	return strings.Join(out, " ")
 }
 
