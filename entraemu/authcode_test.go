@@ -8,7 +8,9 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
 
@@ -317,5 +319,45 @@ func TestResponseModesAndLogout(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || resp.Header.Get("Location") != "" || !strings.Contains(string(page2), "signed out") {
 		t.Fatalf("unregistered logout target: %d", resp.StatusCode)
+	}
+}
+
+func TestCodeBindingAndLifetime(t *testing.T) {
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	ts := entraemu.NewTestServer(t, entraemu.WithClock(clock))
+	b := ts.NewBrowser("reader@dev.test", "dev-password")
+	req := spaRequest()
+
+	// Bound to the client.
+	res := b.Authorize(t, req)
+	other := req
+	other.ClientID = entraemu.CLIClientID
+	if st, body := b.Redeem(t, other, res, url.Values{"client_id": {entraemu.CLIClientID}}); st != 400 || !hasCode(body, 70000) {
+		t.Fatalf("code for another client: %d %v", st, body)
+	}
+	// Bound to the redirect URI.
+	res = b.Authorize(t, req)
+	if st, body := b.Redeem(t, req, res, url.Values{"redirect_uri": {"http://localhost:30662/"}}); st != 400 || !hasCode(body, 70000) {
+		t.Fatalf("code with another redirect_uri: %d %v", st, body)
+	}
+	// Ten minutes.
+	res = b.Authorize(t, req)
+	mu.Lock()
+	now = now.Add(10*time.Minute + time.Second)
+	mu.Unlock()
+	if st, body := b.Redeem(t, req, res, nil); st != 400 || !hasCode(body, 70008) {
+		t.Fatalf("expired code: %d %v", st, body)
+	}
+	// Without the verifier.
+	res = b.Authorize(t, req)
+	if st, body := b.Redeem(t, req, res, url.Values{"code_verifier": {""}}); st != 400 || !hasCode(body, 900144) {
+		t.Fatalf("no verifier: %d %v", st, body)
+	}
+	// prompt=login shows the sign-in page despite the session.
+	req.Prompt = "login"
+	if r := b.Authorize(t, req); !slices.Equal(r.Pages, []string{"Sign in"}) || r.Code == "" {
+		t.Fatalf("prompt=login pages %v", r.Pages)
 	}
 }

@@ -58,8 +58,9 @@ type authzFlow struct {
 	expires   time.Time
 }
 
-// redirectError is an authorize error delivered to the registered
-// redirect URI (as Entra does once client and redirect URI are known).
+// handleAuthorize is /{tenant}/oauth2/v2.0/authorize: errors before the
+// client and redirect URI are known are shown on a page, later ones are
+// sent to the redirect URI; then sign-in, consent and MFA pages as needed.
 func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		s.errorPage(w, r, http.StatusMethodNotAllowed, invalidRequest(900561, "The endpoint only accepts GET and POST requests."))
@@ -363,6 +364,15 @@ func (s *Server) flowOf(r *http.Request) (*authzFlow, *oauthError) {
 	}
 	if err != nil || subtle.ConstantTimeCompare([]byte(token), []byte(f.csrf)) != 1 || subtle.ConstantTimeCompare([]byte(c.Value), []byte(f.csrf)) != 1 {
 		return nil, invalidRequest(90014, "The request is not valid: the form's CSRF token does not match. Start the sign-in again from the application.")
+	}
+	// Take the flow out while this request owns it (a double submit finds
+	// nothing); showPage puts it back for the next form.
+	s.mu.Lock()
+	owned := s.flows[id] == f
+	delete(s.flows, id)
+	s.mu.Unlock()
+	if !owned {
+		return nil, invalidRequest(50058, "The sign-in session has expired or is unknown. Start the sign-in again from the application.")
 	}
 	return f, nil
 }
