@@ -119,7 +119,7 @@ func (p *keyProvider) run() {
 		backoff = min(backoff*3/2, 30*time.Second)
 	}
 	// The jwk.Cache refreshes in the background; pick its new sets up.
-	every := min(p.cfg.MinRefreshInterval, 30*time.Second)
+	every := max(min(p.cfg.MinRefreshInterval, 30*time.Second), time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

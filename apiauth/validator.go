@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 )
@@ -30,6 +31,8 @@ type Validator struct {
 	anyTenant bool
 	tenant    string // the tenant of a single-tenant authority ("" otherwise)
 	skew      int64
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New checks cfg and starts loading the signing keys in the background. It
@@ -103,13 +106,17 @@ func (v *Validator) keysChanged() {
 	}
 }
 
-// Close stops the background key refresh and waits for it.
+// Close stops the background key refresh and waits for it. It is safe to
+// call more than once.
 func (v *Validator) Close() error {
-	v.cancel()
-	v.keys.wg.Wait()
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return v.keys.cache.Shutdown(sctx)
+	v.closeOnce.Do(func() {
+		v.cancel()
+		v.keys.wg.Wait()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		v.closeErr = v.keys.cache.Shutdown(sctx)
+	})
+	return v.closeErr
 }
 
 // Ready reports whether signing keys are loaded (for /readyz).

@@ -253,10 +253,10 @@ end
 		}
 	}
 	// Ratios within each sweep.
-	ratio := func(a, b int) (float64, float64, float64) {
+	ratioOf := func(a, b int, get func(result) float64) (float64, float64, float64) {
 		var rs []float64
 		for k := range res[a] {
-			rs = append(rs, res[a][k].rps/res[b][k].rps)
+			rs = append(rs, get(res[a][k])/get(res[b][k]))
 		}
 		slices.Sort(rs)
 		return rs[len(rs)/2], rs[0], rs[len(rs)-1]
@@ -270,18 +270,23 @@ end
 		return v[len(v)/2]
 	}
 	fmt.Println()
-	fmt.Println("| case | req/s (median) | ratio (per sweep: median, min–max) | p50 | p99 | server CPU/req |")
-	fmt.Println("|---|---:|---|---:|---:|---:|")
+	fmt.Println("| case | req/s (median) | req/s ratio, per sweep: median (min–max) | server CPU/req (median) | capacity ratio = inverse CPU/req ratio, per sweep: median (min–max) | p50 | p99 |")
+	fmt.Println("|---|---:|---|---:|---|---:|---:|")
 	refs := []int{-1, 0, -1, 2}
+	rps := func(r result) float64 { return r.rps }
+	invCPU := func(r result) float64 { return 1 / r.cpuPerReq }
 	for i, cs := range cases {
-		rs := "—"
+		rs, cs2 := "—", "—"
 		if refs[i] >= 0 {
-			m, lo, hi := ratio(i, refs[i])
-			rs = fmt.Sprintf("%.2f× %s (%.2f–%.2f)", m, map[int]string{0: "plain", 2: "floor"}[refs[i]], lo, hi)
+			ref := map[int]string{0: "plain", 2: "floor"}[refs[i]]
+			m, lo, hi := ratioOf(i, refs[i], rps)
+			rs = fmt.Sprintf("%.2f× %s (%.2f–%.2f)", m, ref, lo, hi)
+			m, lo, hi = ratioOf(i, refs[i], invCPU)
+			cs2 = fmt.Sprintf("%.2f× %s (%.2f–%.2f)", m, ref, lo, hi)
 		}
-		fmt.Printf("| %s | %.0f | %s | %.2f ms | %.2f ms | %.1f µs |\n", cs.name, med(i, func(r result) float64 { return r.rps }), rs,
-			med(i, func(r result) float64 { return r.p50 }), med(i, func(r result) float64 { return r.p99 }),
-			med(i, func(r result) float64 { return r.cpuPerReq }))
+		fmt.Printf("| %s | %.0f | %s | %.1f µs | %s | %.2f ms | %.2f ms |\n", cs.name, med(i, rps), rs,
+			med(i, func(r result) float64 { return r.cpuPerReq }), cs2,
+			med(i, func(r result) float64 { return r.p50 }), med(i, func(r result) float64 { return r.p99 }))
 	}
 	return nil
 }
