@@ -137,7 +137,7 @@ func TestDiscoveryAndJWKSShape(t *testing.T) {
 		}
 	}
 	_, _, v1 := getJSON(t, ts, "/"+tid+"/.well-known/openid-configuration", nil)
-	if v1["issuer"] != ts.Authority+"/" || v1["jwks_uri"] != ts.Authority+"/discovery/keys" {
+	if v1["issuer"] != ts.Authority+"/" || v1["jwks_uri"] != ts.Authority+"/discovery/keys" || v1["end_session_endpoint"] != ts.Authority+"/oauth2/logout" {
 		t.Errorf("v1 discovery: %v", v1)
 	}
 	_, _, common := getJSON(t, ts, "/common/v2.0/.well-known/openid-configuration", nil)

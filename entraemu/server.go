@@ -122,6 +122,7 @@ func (s *Server) routes() http.Handler {
 	m.Handle("/{tenant}/oauth2/token", s.cors(s.counted("token", s.handleTokenV1)))
 	m.Handle("/{tenant}/oauth2/v2.0/authorize", s.counted("authorize", s.handleAuthorize))
 	m.Handle("/{tenant}/oauth2/v2.0/logout", s.cors(s.counted("logout", s.handleLogout)))
+	m.Handle("/{tenant}/oauth2/logout", s.cors(s.counted("logout", s.handleLogout)))
 	m.HandleFunc("POST /{tenant}/login", s.handleLogin)
 	m.HandleFunc("POST /{tenant}/consent", s.handleConsent)
 	m.HandleFunc("POST /{tenant}/mfa", s.handleMFA)
