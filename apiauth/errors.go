@@ -38,7 +38,6 @@ const (
 	ReasonNoPrincipal       Reason = "no_principal"       // requirement used without the authentication middleware
 	ReasonBadRequest        Reason = "invalid_request"    // several Authorization headers, wrong scheme
 	ReasonTokenKind         Reason = "unsupported_token"  // e.g. a JWE (5 parts)
-	ReasonAlgorithmKeyType  Reason = "algorithm_key_type" // alg family does not match the key type
 	ReasonKeyIssuer         Reason = "key_issuer"         // key's published issuer does not match the token
 	ReasonInternal          Reason = "internal"           // should not happen
 	ReasonTenantNotAllowed  Reason = "tenant_not_allowed" // multi-tenant: tid not on the allow-list

@@ -348,3 +348,22 @@ func assertNoTokenInLogs(t *testing.T, logs string, tokens ...string) {
 		}
 	}
 }
+
+// A key published with a tenant-specific issuer (Entra's per-key "issuer")
+// only signs for that tenant.
+func TestKeyIssuerTenant(t *testing.T) {
+	idp := newTestIDP(t)
+	v := newValidator(t, idp, func(c *apiauth.Config) {
+		c.Authority = ""
+		c.JWKSURL = idp.URL + "/" + tenantB + "/discovery/v2.0/keys" // keys say issuer …/tenantB/v2.0
+		c.Issuers = []string{idp.URL + "/{tenantid}/v2.0"}
+		c.AllowedTenants = []string{tenantA, tenantB}
+	})
+	waitReady(t, v)
+	if _, err := v.Validate(context.Background(), idp.sign(nil, idp.v2Claims(tenantB))); err != nil {
+		t.Fatal("tenant B with tenant B's keys:", err)
+	}
+	if _, err := v.Validate(context.Background(), idp.sign(nil, idp.v2Claims(tenantA))); reasonOf(err) != apiauth.ReasonKeyIssuer {
+		t.Fatal("tenant A with tenant B's keys:", err)
+	}
+}
