@@ -129,7 +129,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.CAFile = env("DEVIDP_CA_FILE", "")
 	if mode == "local" {
 		c.Page.TrustHelp = "The emulator's certificate is issued by a dev CA created on its first run (.devidp/ca.pem). " +
-			"Open the link once and accept the warning, or trust .devidp/ca.pem in your browser or OS (see README, devidp section)."
+			"Open the link once and accept the warning, or trust .devidp/ca.pem in your browser or OS (README: \"Trusting its CA\")."
 		if c.CAFile == "" {
 			if _, err := os.Stat(".devidp/ca.pem"); err == nil {
 				c.CAFile = ".devidp/ca.pem"

@@ -168,7 +168,7 @@ if [ "$mode" = local ]; then
   its first run. Open
     $authority/v2.0/.well-known/openid-configuration
   and accept the warning, or trust $DEVIDP_CA_FILE in your browser/OS
-  (README: "devidp — the local Entra ID emulator").
+  (README: "Trusting its CA").
 
   Ctrl-C stops everything.
 EOF
