@@ -239,7 +239,7 @@ wtest("a blocked pop-up falls back to a full-page redirect", { timeout: 90000 },
   });
 });
 
-wtest("a browser that does not trust the dev CA is told how to fix it", { timeout: 60000 }, async () => {
+wtest("a browser that does not trust the dev CA is told how to fix it, and the fix works", { timeout: 60000 }, async () => {
   const b = await launch({}); // no SPKI pin: the dev CA is unknown to this profile
   try {
     await b.page.goto(PAGE + "/");
@@ -249,6 +249,19 @@ wtest("a browser that does not trust the dev CA is told how to fix it", { timeou
     assert.equal(await b.page.locator("#alert-actions a").first().getAttribute("href"),
       "https://localhost:8443/2dcbe9d9-33d9-44a7-b4e9-b846975b02ad/v2.0/.well-known/openid-configuration");
     await shot(b.page, "00-dev-ca-not-trusted");
+
+    // The documented one-time fix: open the link, accept the warning, reload.
+    const tabP = b.context.waitForEvent("page");
+    await b.page.click("#alert-actions a");
+    const tab = await tabP;
+    await tab.waitForLoadState();
+    await tab.click("#details-button"); // Chromium's interstitial: Advanced
+    await tab.click("#proceed-link"); //   → Proceed to localhost (unsafe)
+    await tab.waitForURL(/openid-configuration/, { timeout: T });
+    await tab.close();
+    await b.page.click("#alert-actions button"); // Reload
+    await b.page.locator("#sign-in:not([disabled])").waitFor({ timeout: T });
+    assert.equal(await b.page.locator("#alert").isHidden(), true);
   } catch (e) {
     await b.keepEvidence("untrusted-ca");
     throw e;
