@@ -80,6 +80,11 @@ func (s *Server) grantAuthorizationCode(t *tokenRequest) (map[string]any, *oauth
 	if e != nil {
 		return nil, e
 	}
+	for _, f := range strings.Fields(t.get("scope")) { // MSAL adds openid offline_access profile here
+		if oidcScopes[strings.ToLower(f)] {
+			q.oidc[strings.ToLower(f)] = true
+		}
+	}
 	rc, e := parseClaims(c.claims)
 	if e != nil {
 		return nil, e

@@ -361,3 +361,37 @@ func TestCodeBindingAndLifetime(t *testing.T) {
 		t.Fatalf("prompt=login pages %v", r.Pages)
 	}
 }
+
+// A confidential web app (MSAL Go AuthCodeURL + AcquireTokenByAuthCode,
+// response_mode=form_post, client secret at redemption).
+func TestMSALConfidentialWebAuthCode(t *testing.T) {
+	const redirect = "https://localhost:5050/signin-oidc"
+	dir := entraemu.DefaultDirectory()
+	dir.App(entraemu.APIClientID).RedirectURIs.Web = []string{redirect}
+	ts := entraemu.NewTestServer(t, entraemu.WithDirectory(dir))
+	cred, _ := confidential.NewCredFromSecret(secretOf(t, entraemu.APIClientID))
+	cca := newAPIClient(t, ts, cred)
+	ctx := context.Background()
+	u, err := cca.AuthCodeURL(ctx, entraemu.APIClientID, redirect, []string{graphScope})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := ts.NewBrowser("reader@dev.test", "dev-password")
+	res := b.Follow(t, u, redirect)
+	if res.Code == "" {
+		t.Fatalf("no code: %v", res.Params)
+	}
+	ar, err := cca.AcquireTokenByAuthCode(ctx, res.Code, redirect, []string{graphScope})
+	if err != nil {
+		t.Fatalf("AcquireTokenByAuthCode: %v", err)
+	}
+	c := claimsOf(t, ar.AccessToken)
+	if c["aud"] != entraemu.GraphAppIDURI || c["appid"] != entraemu.APIClientID || c["appidacr"] != "1" || ar.Account.PreferredUsername != "reader@dev.test" {
+		t.Fatalf("claims %v account %+v", c, ar.Account)
+	}
+	// Without the secret the web code is refused (it is a confidential client).
+	res = b.Follow(t, u, redirect)
+	st, raw := postRaw(t, ts, url.Values{"grant_type": {"authorization_code"}, "client_id": {entraemu.APIClientID}, "code": {res.Code},
+		"redirect_uri": {redirect}, "scope": {graphScope}}.Encode(), nil)
+	checkEntraError(t, st, raw, 401, "invalid_client", 7000218)
+}

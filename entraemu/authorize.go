@@ -163,9 +163,6 @@ func (s *Server) validateAuthorize(r *http.Request, p *authorizeParams) *oauthEr
 	if e != nil {
 		return e
 	}
-	if !q.oidc["openid"] {
-		return invalidRequest(900144, "The request body must contain the following parameter: 'scope' with 'openid'.")
-	}
 	p.scope, p.q = f.Get("scope"), q
 	if p.rc, e = parseClaims(p.claims); e != nil {
 		return e

@@ -115,20 +115,44 @@ func (b *Browser) authorize(req AuthorizeRequest) (AuthorizeResult, error) {
 			q.Set(k, v)
 		}
 	}
-	resp, err := b.Client.Get(b.ts.Authority + "/oauth2/v2.0/authorize?" + q.Encode())
+	return res, b.follow(b.ts.Authority+"/oauth2/v2.0/authorize?"+q.Encode(), req.RedirectURI, &res)
+}
+
+// Follow drives any authorize URL (e.g. one built by MSAL's AuthCodeURL)
+// through the pages until the emulator returns to redirectURI (by redirect
+// or form_post).
+func (b *Browser) Follow(t testing.TB, authorizeURL, redirectURI string) AuthorizeResult {
+	t.Helper()
+	var res AuthorizeResult
+	if err := b.follow(authorizeURL, redirectURI, &res); err != nil {
+		t.Fatalf("entraemu: authorize: %v", err)
+	}
+	return res
+}
+
+func (b *Browser) follow(authorizeURL, redirectURI string, res *AuthorizeResult) error {
+	resp, err := b.Client.Get(authorizeURL)
 	for step := 0; step < 8; step++ {
 		if err != nil {
-			return res, err
+			return err
 		}
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
-		if loc := resp.Header.Get("Location"); resp.StatusCode == http.StatusFound && strings.HasPrefix(loc, req.RedirectURI) {
-			return res, res.parseRedirect(loc)
+		if loc := resp.Header.Get("Location"); resp.StatusCode == http.StatusFound && strings.HasPrefix(loc, redirectURI) {
+			return res.parseRedirect(loc)
 		}
 		if resp.StatusCode != http.StatusOK {
-			return res, fmt.Errorf("status %d: %s", resp.StatusCode, pageError(body))
+			return fmt.Errorf("status %d: %s", resp.StatusCode, pageError(body))
 		}
 		page := string(body)
+		if m := formActionRE.FindStringSubmatch(page); m != nil && html.UnescapeString(m[1]) == redirectURI {
+			res.Params = url.Values{} // response_mode=form_post
+			for _, h := range hiddenRE.FindAllStringSubmatch(page, -1) {
+				res.Params.Set(h[1], html.UnescapeString(h[2]))
+			}
+			res.Code = res.Params.Get("code")
+			return nil
+		}
 		title := ""
 		if m := titleRE.FindStringSubmatch(page); m != nil {
 			title = html.UnescapeString(m[1])
@@ -136,11 +160,11 @@ func (b *Browser) authorize(req AuthorizeRequest) (AuthorizeResult, error) {
 		res.Pages = append(res.Pages, title)
 		form, action, ferr := b.nextForm(page, title)
 		if ferr != nil {
-			return res, ferr
+			return ferr
 		}
 		resp, err = b.Client.PostForm(b.ts.URL+action, form)
 	}
-	return res, errors.New("too many pages")
+	return errors.New("too many pages")
 }
 
 func (r *AuthorizeResult) parseRedirect(loc string) error {

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -210,4 +212,15 @@ func (ts *TestServer) SignJWT(t testing.TB, header, claims map[string]any) strin
 		t.Fatalf("entraemu: sign: %v", err)
 	}
 	return s
+}
+
+// CAFile writes the CA certificate to a file in t.TempDir() and returns its
+// path (for code configured with a CA file, e.g. DEVIDP_CA_FILE).
+func (ts *TestServer) CAFile(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "devidp-ca.pem")
+	if err := os.WriteFile(p, ts.CAPEM, 0o600); err != nil {
+		t.Fatalf("entraemu: %v", err)
+	}
+	return p
 }
