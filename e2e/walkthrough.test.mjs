@@ -8,6 +8,7 @@ import { Stack, PAGE, IDP } from "./lib/stack.mjs";
 import { launch, shot, CHROMIUM } from "./lib/browser.mjs";
 
 const USERS = {
+  admin: { upn: "admin@dev.test", oid: "74b3dcd2-d9b5-42bb-be4c-ac96ec17444b" },
   reader: { upn: "reader@dev.test", oid: "e35a8c02-2ed7-489f-ac07-c14c1234b3c6" },
   mfa: { upn: "mfa@dev.test", oid: "38605525-eb95-41ed-8e86-ae2dabdce1b8" },
 };
@@ -179,6 +180,31 @@ wtest("mfa user: the OBO claims challenge leads to a step-up, then Milestone 3",
     assert.match(m3, /after step-up/);
     assert.match(await page.locator("#alert").innerText(), /step-up complete/i);
     await shot(page, "09-mfa-milestone-3");
+  });
+});
+
+wtest("a consent challenge from /api/obo: the page asks for consent, then Milestone 3", { timeout: 120000 }, async () => {
+  await withBrowser("consent", async ({ page }) => {
+    await openPage(page);
+    const popup = await signIn(page, USERS.admin.upn);
+    await finishInteraction(popup);
+    assert.match(await milestone(page, 1), /admin@dev\.test/);
+    // As if consent to the upstream permission had been revoked: the next
+    // OBO exchange for this user answers AADSTS65001.
+    await stack.failNextOBO(USERS.admin.upn, 65001);
+    const consentP = page.waitForEvent("popup", { timeout: T });
+    await page.click("#call-obo");
+    const consent = await consentP; // acquireTokenPopup({prompt: "consent"})
+    await consent.waitForLoadState();
+    assert.match(await page.locator("#alert").innerText(), /consent needed/i);
+    await consent.locator("#accept").waitFor({ timeout: T });
+    await shot(consent, "13-emulator-consent");
+    await finishInteraction(consent);
+    const m3 = await milestone(page, 3);
+    assert.match(m3, /admin@dev\.test/);
+    assert.match(await page.locator("#alert").innerText(), /consent granted/i);
+    assert.match(m3, /after consent/);
+    await shot(page, "14-consent-milestone-3");
   });
 });
 

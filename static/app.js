@@ -535,9 +535,10 @@
           stepUp = {};
           if (claims) stepUp.claims = claims;
           if (isConsent) {
+            // The API scope with prompt=consent: the SPA is a known client
+            // application of the API, so this one consent also covers the
+            // API's permission to the upstream (combined consent).
             stepUp.prompt = "consent";
-            const scopes = (body && Array.isArray(body.scopes) && body.scopes) || (ch.scope ? ch.scope.split(" ").filter(Boolean) : []);
-            if (scopes.length) stepUp.extraScopesToConsent = scopes;
           }
           const why = isConsent
             ? "The API needs your consent to call the upstream service on your behalf. A sign-in window asks for it; the call is then retried once."
@@ -686,7 +687,7 @@
     }
     return [
       el("p", { class: "result-line" }, el("strong", { text: "The upstream answered /v1.0/me for the token the API obtained On-Behalf-Of you." }),
-        src, stepUp ? el("span", { class: "chip good", text: "after step-up" }) : null,
+        src, stepUp ? el("span", { class: "chip good", text: stepUp.prompt ? "after consent" : "after step-up" }) : null,
         el("span", { class: "muted", text: ms + " ms round trip" })),
       el("div", { class: "two-col" },
         el("div", {}, el("h3", { text: "Upstream profile" }), kv(pRows)),

@@ -155,6 +155,21 @@ export class Stack {
     });
   }
 
+  // failNextOBO makes the emulator fail the next On-Behalf-Of exchange for
+  // user with the given AADSTS code (its loopback admin endpoint).
+  failNextOBO(user, aadsts) {
+    const ca = fs.readFileSync(this.caFile);
+    const q = new URLSearchParams({ user, aadsts: String(aadsts) });
+    return new Promise((resolve, reject) => {
+      const req = https.request(`${IDP}/_emulator/fail-next-obo?${q}`, { method: "POST", ca, timeout: 5000 }, (res) => {
+        res.resume();
+        res.statusCode === 200 ? resolve() : reject(new Error(`fail-next-obo: HTTP ${res.statusCode}`));
+      });
+      req.on("error", reject);
+      req.end();
+    });
+  }
+
   // leafSPKI connects to devidp, verifies its certificate chain against the
   // dev CA (ca.pem), and returns base64(sha256(SPKI)) of the leaf: the value
   // for Chromium's --ignore-certificate-errors-spki-list. Only that key is
