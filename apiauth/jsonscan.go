@@ -82,6 +82,7 @@ func (s *jsonScanner) object(depth int, fn memberFunc) error {
 	s.i++ // '{'
 	var seenArr [32]keyRef
 	seen := seenArr[:0]
+	var seenMap map[string]struct{}
 	s.ws()
 	if s.i < len(s.b) && s.b[s.i] == '}' {
 		s.i++
@@ -97,12 +98,28 @@ func (s *jsonScanner) object(depth int, fn memberFunc) error {
 			return err
 		}
 		key := s.b[ks:ke]
-		for _, p := range seen {
-			if sameKey(p, keyRef{key, kesc}) {
-				return errors.New("duplicate JSON member " + strconv.Quote(string(key)))
+		if seenMap == nil {
+			for _, p := range seen {
+				if sameKey(p, keyRef{key, kesc}) {
+					return errors.New("duplicate JSON member " + strconv.Quote(truncate(string(key), 32)))
+				}
 			}
+			seen = append(seen, keyRef{key, kesc})
+			if len(seen) == len(seenArr) {
+				// Many members: switch to a set so that duplicate detection
+				// stays linear (a 16 KiB object can hold thousands).
+				seenMap = make(map[string]struct{}, 2*len(seen))
+				for _, p := range seen {
+					seenMap[unescape(p.k, p.esc)] = struct{}{}
+				}
+			}
+		} else {
+			k := unescape(key, kesc)
+			if _, dup := seenMap[k]; dup {
+				return errors.New("duplicate JSON member " + strconv.Quote(truncate(k, 32)))
+			}
+			seenMap[k] = struct{}{}
 		}
-		seen = append(seen, keyRef{key, kesc})
 		s.ws()
 		if s.i >= len(s.b) || s.b[s.i] != ':' {
 			return errJSON

@@ -2,6 +2,7 @@ package apiauth
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -20,6 +21,26 @@ func TestParseObjectStrict(t *testing.T) {
 	for _, s := range bad {
 		if err := parseObject([]byte(s), nil); err == nil {
 			t.Errorf("%q accepted", s)
+		}
+	}
+}
+
+func TestParseObjectManyMembers(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := 0; i < 3000; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(`"k` + strconv.Itoa(i) + `":0`)
+	}
+	ok := b.String() + "}"
+	if err := parseObject([]byte(ok), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, dup := range []string{`"k5":1`, `"k2999":1`, `"\u006b40":1`} {
+		if err := parseObject([]byte(b.String()+","+dup+"}"), nil); err == nil {
+			t.Fatalf("duplicate %s among 3000 members accepted", dup)
 		}
 	}
 }
