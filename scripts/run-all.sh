@@ -173,7 +173,7 @@ if [ "$mode" = local ]; then
   Ctrl-C stops everything.
 EOF
 else
-  echo "  Entra mode: authority $authority, API $api_base (upstream: Microsoft Graph). Ctrl-C stops everything."
+  echo "  Entra mode: authority $authority, API $api_base, upstream $UPSTREAM_URL. Ctrl-C stops everything."
 fi
 
 # Stop everything when any one of them exits.
