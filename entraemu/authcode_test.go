@@ -395,3 +395,23 @@ func TestMSALConfidentialWebAuthCode(t *testing.T) {
 		"redirect_uri": {redirect}, "scope": {graphScope}}.Encode(), nil)
 	checkEntraError(t, st, raw, 401, "invalid_client", 7000218)
 }
+
+func TestParallelSignInsInOneBrowser(t *testing.T) {
+	ts := entraemu.NewTestServer(t)
+	b := ts.NewBrowser("reader@dev.test", "dev-password")
+	q := url.Values{"client_id": {entraemu.SPAClientID}, "redirect_uri": {spaRedirect}, "response_type": {"code"},
+		"scope": {apiScope + " openid"}, "code_challenge": {strings.Repeat("A", 43)}, "code_challenge_method": {"S256"}}
+	_, first := authorizeRaw(t, b, ts, q)
+	_, second := authorizeRaw(t, b, ts, q)
+	for i, page := range []string{first, second} {
+		resp, err := b.Client.PostForm(ts.Authority+"/login", url.Values{"flow": {hidden(page, "flow")}, "csrf": {hidden(page, "csrf")},
+			"username": {"reader@dev.test"}, "password": {"dev-password"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 302 || !strings.Contains(resp.Header.Get("Location"), "code=") {
+			t.Fatalf("flow %d: %d %q", i, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+}

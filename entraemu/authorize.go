@@ -20,7 +20,7 @@ type session struct {
 
 const (
 	sessionCookie   = "devidp_session"
-	csrfCookie      = "devidp_csrf"
+	csrfCookie      = "devidp_csrf_" // + flow id: parallel sign-ins in one browser keep their own token
 	sessionLifetime = 12 * time.Hour
 	flowLifetime    = 15 * time.Minute
 	maxLoginTries   = 10
@@ -352,7 +352,7 @@ func (s *Server) flowOf(r *http.Request) (*authzFlow, *oauthError) {
 		return nil, malformed("the form could not be parsed")
 	}
 	id, token := r.PostForm.Get("flow"), r.PostForm.Get("csrf")
-	c, err := r.Cookie(csrfCookie)
+	c, err := r.Cookie(csrfCookie + cookieSafe(id))
 	s.mu.Lock()
 	f := s.flows[id]
 	s.mu.Unlock()
@@ -372,6 +372,16 @@ func (s *Server) flowOf(r *http.Request) (*authzFlow, *oauthError) {
 		return nil, invalidRequest(50058, "The sign-in session has expired or is unknown. Start the sign-in again from the application.")
 	}
 	return f, nil
+}
+
+// cookieSafe keeps a flow id usable in a cookie name (ids are base64url).
+func cookieSafe(id string) string {
+	if len(id) > 64 || strings.ContainsFunc(id, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}) {
+		return "invalid"
+	}
+	return id
 }
 
 func (s *Server) dropFlow(f *authzFlow) {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 type pageKind int
@@ -98,7 +99,8 @@ func originOf(raw string) string {
 // showPage saves the flow and renders its next form.
 func (s *Server) showPage(w http.ResponseWriter, r *http.Request, f *authzFlow, kind pageKind, errMsg string) {
 	s.saveFlow(f)
-	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: f.csrf, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: csrfCookie + f.id, Value: f.csrf, Path: "/", Secure: true, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, MaxAge: int(flowLifetime / time.Second)})
 	base := "/" + url.PathEscape(f.p.tenant)
 	d := pageData{Flow: f.id, CSRF: f.csrf, Kind: kind, Error: errMsg, Subtitle: "to continue to " + f.p.client.DisplayName}
 	switch kind {
