@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/entra-go/secure-api/entraemu"
 )
@@ -70,3 +72,27 @@ func TestDirectoryValidationNamesTheField(t *testing.T) {
 }
 
 func app(m map[string]any, i int) map[string]any { return m["apps"].([]any)[i].(map[string]any) }
+
+func TestSigningKeysPersistInKeyDir(t *testing.T) {
+	dir := t.TempDir()
+	a, err := entraemu.New(entraemu.Config{IssuerHost: "localhost:8443", KeyDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := a.ActiveKID()
+	kid, err := a.RotateKeys(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "signing-keys.json"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi, err)
+	}
+	b, err := entraemu.New(entraemu.Config{IssuerHost: "localhost:8443", KeyDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.ActiveKID() != kid || !slices.Equal(b.PublishedKIDs(), []string{kid, old}) {
+		t.Fatalf("after restart: active %s published %v, want %s then %s", b.ActiveKID(), b.PublishedKIDs(), kid, old)
+	}
+}
