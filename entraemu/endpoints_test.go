@@ -417,3 +417,11 @@ func TestV1TokenEndpointAndRequestedClaims(t *testing.T) {
 		t.Errorf("acrs = %v", c["acrs"])
 	}
 }
+
+func TestTestServerClose(t *testing.T) {
+	ts := entraemu.NewTestServer(t)
+	ts.Close()
+	if _, err := ts.NewClient().Get(ts.URL + "/healthz"); err == nil {
+		t.Fatal("closed test server still answers")
+	}
+}

@@ -94,10 +94,7 @@ func NewTestServer(t testing.TB, opts ...TestOption) *TestServer {
 	}
 	ts.Authority = ts.URL + "/" + ts.TenantID
 	ts.Client = ts.NewClient()
-	t.Cleanup(func() {
-		ts.Client.CloseIdleConnections()
-		hs.Close()
-	})
+	t.Cleanup(ts.Close)
 	return ts
 }
 
@@ -223,4 +220,11 @@ func (ts *TestServer) CAFile(t testing.TB) string {
 		t.Fatalf("entraemu: %v", err)
 	}
 	return p
+}
+
+// Close stops serving (the IdP goes down: connections are refused from
+// now on). NewTestServer's cleanup calls it too; calling it twice is fine.
+func (ts *TestServer) Close() {
+	ts.Client.CloseIdleConnections()
+	ts.httpServer.Close()
 }
