@@ -127,6 +127,7 @@ func (s *Server) routes() http.Handler {
 	m.HandleFunc("POST /{tenant}/consent", s.handleConsent)
 	m.HandleFunc("POST /{tenant}/mfa", s.handleMFA)
 	m.HandleFunc("GET /healthz", s.handleHealth)
+	m.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	m.HandleFunc("GET /error", s.handleErrorPage)
 	m.HandleFunc("GET /{$}", s.handleIndex)
 	s.adminRoutes(m)
