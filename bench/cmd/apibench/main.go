@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -91,7 +92,18 @@ func serve() error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	tokens := fs.Int("tokens", 2000, "distinct tokens to write")
 	dir := fs.String("dir", os.TempDir(), "where to write tokens.txt")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole serve run")
 	_ = fs.Parse(os.Args[2:])
+	if *cpuprofile != "" {
+		pf, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); pf.Close() }()
+	}
 
 	f := bench.NewFixture()
 	defer f.Close()
