@@ -17,6 +17,9 @@ go vet ./...
 echo "== go test -race"
 go test -race -count=1 ./...
 
+echo "== scripts/run-all.sh --check (the one command, headless: the three milestones)"
+bash scripts/run-all.sh --check
+
 echo "== browser end-to-end tests (e2e/: playwright-core + Debian's Chromium)"
 chromium_bin=${CHROMIUM_PATH:-/usr/bin/chromium}
 if [ -x "$chromium_bin" ]; then
