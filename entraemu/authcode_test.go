@@ -24,6 +24,7 @@ func spaRequest() entraemu.AuthorizeRequest {
 }
 
 func TestAuthCodePKCEThroughPages(t *testing.T) {
+	t.Parallel()
 	ts := entraemu.NewTestServer(t)
 	b := ts.NewBrowser("reader@dev.test", "dev-password")
 	req := spaRequest()
@@ -93,6 +94,7 @@ func authorizeRaw(t *testing.T, b *entraemu.Browser, ts *entraemu.TestServer, q 
 }
 
 func TestAuthorizeRefusals(t *testing.T) {
+	t.Parallel()
 	ts := entraemu.NewTestServer(t)
 	b := ts.NewBrowser("reader@dev.test", "dev-password")
 	base := url.Values{"client_id": {entraemu.SPAClientID}, "redirect_uri": {spaRedirect}, "response_type": {"code"},
@@ -191,6 +193,7 @@ func hidden(page, name string) string {
 }
 
 func TestConsentPageAndCombinedConsent(t *testing.T) {
+	t.Parallel()
 	dir := entraemu.DefaultDirectory()
 	dir.App(entraemu.SPAClientID).Grants = nil // no admin consent: the user must consent
 	dir.App(entraemu.APIClientID).Grants = nil
@@ -230,6 +233,7 @@ func TestConsentPageAndCombinedConsent(t *testing.T) {
 // The MFA user: OBO fails with a claims challenge; stepping up through the
 // authorize page with those claims yields a token that OBO accepts.
 func TestMFAStepUpThenOBO(t *testing.T) {
+	t.Parallel()
 	ts := entraemu.NewTestServer(t)
 	secret := secretOf(t, entraemu.APIClientID)
 	cred, _ := confidential.NewCredFromSecret(secret)
@@ -277,6 +281,7 @@ func TestMFAStepUpThenOBO(t *testing.T) {
 }
 
 func TestResponseModesAndLogout(t *testing.T) {
+	t.Parallel()
 	ts := entraemu.NewTestServer(t)
 	b := ts.NewBrowser("reader@dev.test", "dev-password")
 	req := spaRequest()
@@ -323,6 +328,7 @@ func TestResponseModesAndLogout(t *testing.T) {
 }
 
 func TestCodeBindingAndLifetime(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
@@ -365,6 +371,7 @@ func TestCodeBindingAndLifetime(t *testing.T) {
 // A confidential web app (MSAL Go AuthCodeURL + AcquireTokenByAuthCode,
 // response_mode=form_post, client secret at redemption).
 func TestMSALConfidentialWebAuthCode(t *testing.T) {
+	t.Parallel()
 	const redirect = "https://localhost:5050/signin-oidc"
 	dir := entraemu.DefaultDirectory()
 	dir.App(entraemu.APIClientID).RedirectURIs.Web = []string{redirect}
@@ -397,6 +404,7 @@ func TestMSALConfidentialWebAuthCode(t *testing.T) {
 }
 
 func TestParallelSignInsInOneBrowser(t *testing.T) {
+	t.Parallel()
 	ts := entraemu.NewTestServer(t)
 	b := ts.NewBrowser("reader@dev.test", "dev-password")
 	q := url.Values{"client_id": {entraemu.SPAClientID}, "redirect_uri": {spaRedirect}, "response_type": {"code"},

@@ -35,6 +35,7 @@ func assertion(t *testing.T, cert *x509.Certificate, key *rsa.PrivateKey, claims
 }
 
 func TestClientAuthentication(t *testing.T) {
+	t.Parallel()
 	cert, key, certPEM := newCert(t)
 	dir := entraemu.DefaultDirectory()
 	dir.App(entraemu.DaemonClientID).Certificates = []string{certPEM}

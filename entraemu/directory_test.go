@@ -13,6 +13,7 @@ import (
 )
 
 func TestDefaultDirectory(t *testing.T) {
+	t.Parallel()
 	d := entraemu.DefaultDirectory()
 	if d.Tenant.ID != entraemu.DefaultTenantID {
 		t.Fatal(d.Tenant.ID)
@@ -35,6 +36,7 @@ func TestDefaultDirectory(t *testing.T) {
 }
 
 func TestDirectoryValidationNamesTheField(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		edit func(m map[string]any)
 		want string
@@ -74,6 +76,7 @@ func TestDirectoryValidationNamesTheField(t *testing.T) {
 func app(m map[string]any, i int) map[string]any { return m["apps"].([]any)[i].(map[string]any) }
 
 func TestSigningKeysPersistInKeyDir(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	a, err := entraemu.New(entraemu.Config{IssuerHost: "localhost:8443", KeyDir: dir})
 	if err != nil {

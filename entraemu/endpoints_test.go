@@ -47,6 +47,7 @@ func keysOf(m map[string]any) []string {
 
 // Claim sets pinned against protocol-facts §8.
 func TestAccessAndIDTokenClaimSets(t *testing.T) {
+	t.Parallel()
 	ts := entraemu.NewTestServer(t)
 	reader := ts.PasswordToken(t, entraemu.CLIClientID, "reader@dev.test", "dev-password", entraemu.APIAppIDURI+"/access_as_user")
 	obo := ts.OBOToken(t, entraemu.APIClientID, secretOf(t, entraemu.APIClientID), reader.AccessToken, entraemu.GraphAppIDURI+"/User.Read", "openid", "profile", "offline_access")
@@ -122,6 +123,7 @@ func TestAccessAndIDTokenClaimSets(t *testing.T) {
 }
 
 func TestDiscoveryAndJWKSShape(t *testing.T) {
+	t.Parallel()
 	ts := entraemu.NewTestServer(t)
 	tid := entraemu.DefaultTenantID
 	_, _, v2 := getJSON(t, ts, "/"+tid+"/v2.0/.well-known/openid-configuration", nil)
@@ -199,6 +201,7 @@ func TestDiscoveryAndJWKSShape(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
+	t.Parallel()
 	ts := entraemu.NewTestServer(t)
 	origin := "http://localhost:30662"
 	_, h, _ := getJSON(t, ts, "/"+entraemu.DefaultTenantID+"/v2.0/.well-known/openid-configuration", http.Header{"Origin": {origin}})
@@ -226,6 +229,7 @@ func TestCORS(t *testing.T) {
 }
 
 func TestKeyRotationAndRevocation(t *testing.T) {
+	t.Parallel()
 	ts := entraemu.NewTestServer(t)
 	old := ts.ActiveKID()
 	tok := ts.PasswordToken(t, entraemu.CLIClientID, "reader@dev.test", "dev-password", apiScope)
@@ -281,6 +285,7 @@ func oboForm(secret, assertion string) url.Values {
 }
 
 func TestJWKSFault(t *testing.T) {
+	t.Parallel()
 	ts := entraemu.NewTestServer(t)
 	path := "/" + entraemu.DefaultTenantID + "/discovery/v2.0/keys"
 	ts.SetJWKSFault(entraemu.JWKSFault{Status: 503})
@@ -302,6 +307,7 @@ func TestJWKSFault(t *testing.T) {
 }
 
 func TestFailNextOBO(t *testing.T) {
+	t.Parallel()
 	ts := entraemu.NewTestServer(t)
 	secret := secretOf(t, entraemu.APIClientID)
 	user := ts.PasswordToken(t, entraemu.CLIClientID, "reader@dev.test", "dev-password", apiScope)
@@ -338,6 +344,7 @@ func TestFailNextOBO(t *testing.T) {
 }
 
 func TestAdminEndpoints(t *testing.T) {
+	t.Parallel()
 	for addr, want := range map[string]bool{
 		"127.0.0.1:5555": true, "[::1]:80": true, "127.1.2.3:1": true,
 		"10.0.0.1:5555": false, "[2001:db8::1]:443": false, "192.168.1.2:80": false, "garbage": false, "": false,
@@ -391,6 +398,7 @@ func TestAdminEndpoints(t *testing.T) {
 }
 
 func TestV1TokenEndpointAndRequestedClaims(t *testing.T) {
+	t.Parallel()
 	ts := entraemu.NewTestServer(t)
 	resp, err := ts.Client.PostForm(ts.Authority+"/oauth2/token", url.Values{"grant_type": {"client_credentials"},
 		"client_id": {entraemu.DaemonClientID}, "client_secret": {secretOf(t, entraemu.DaemonClientID)}, "resource": {entraemu.APIAppIDURI}})
@@ -419,6 +427,7 @@ func TestV1TokenEndpointAndRequestedClaims(t *testing.T) {
 }
 
 func TestTestServerClose(t *testing.T) {
+	t.Parallel()
 	ts := entraemu.NewTestServer(t)
 	ts.Close()
 	if _, err := ts.NewClient().Get(ts.URL + "/healthz"); err == nil {

@@ -39,6 +39,7 @@ func checkEntraError(t *testing.T, status int, body []byte, wantStatus int, want
 }
 
 func TestTokenEndpointErrors(t *testing.T) {
+	t.Parallel()
 	ts := entraemu.NewTestServer(t)
 	api, daemon := secretOf(t, entraemu.APIClientID), secretOf(t, entraemu.DaemonClientID)
 	reader := ts.PasswordToken(t, entraemu.CLIClientID, "reader@dev.test", "dev-password", apiScope)
@@ -145,6 +146,7 @@ func postRaw(t *testing.T, ts *entraemu.TestServer, body string, hdr http.Header
 }
 
 func TestMalformedRequests(t *testing.T) {
+	t.Parallel()
 	ts := entraemu.NewTestServer(t)
 	big := strings.Repeat("a", 70<<10)
 	cases := []struct {
@@ -186,6 +188,7 @@ func TestMalformedRequests(t *testing.T) {
 }
 
 func TestRefreshTokenRotation(t *testing.T) {
+	t.Parallel()
 	ts := entraemu.NewTestServer(t)
 	first := ts.PasswordToken(t, entraemu.CLIClientID, "reader@dev.test", "dev-password", apiScope)
 	form := url.Values{"grant_type": {"refresh_token"}, "client_id": {entraemu.CLIClientID}, "refresh_token": {first.RefreshToken},

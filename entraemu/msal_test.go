@@ -96,6 +96,7 @@ func newAPIClient(t *testing.T, ts *entraemu.TestServer, cred confidential.Crede
 }
 
 func TestMSALPublicClientROPC(t *testing.T) {
+	t.Parallel()
 	ts := entraemu.NewTestServer(t)
 	res := ropc(t, ts, "reader@dev.test")
 	c := claimsOf(t, res.AccessToken)
@@ -116,6 +117,7 @@ func TestMSALPublicClientROPC(t *testing.T) {
 }
 
 func TestMSALOnBehalfOfWithSecretAndCache(t *testing.T) {
+	t.Parallel()
 	ts := entraemu.NewTestServer(t)
 	user := ropc(t, ts, "reader@dev.test")
 	cred, err := confidential.NewCredFromSecret(secretOf(t, entraemu.APIClientID))
@@ -180,6 +182,7 @@ func newCert(t *testing.T) (*x509.Certificate, *rsa.PrivateKey, string) {
 }
 
 func TestMSALOnBehalfOfWithCertificate(t *testing.T) {
+	t.Parallel()
 	cert, key, certPEM := newCert(t)
 	dir := entraemu.DefaultDirectory()
 	dir.App(entraemu.APIClientID).Certificates = []string{certPEM}
@@ -209,6 +212,7 @@ func TestMSALOnBehalfOfWithCertificate(t *testing.T) {
 }
 
 func TestMSALClientCredentials(t *testing.T) {
+	t.Parallel()
 	ts := entraemu.NewTestServer(t)
 	cred, _ := confidential.NewCredFromSecret(secretOf(t, entraemu.DaemonClientID))
 	cca, err := confidential.New(ts.Authority, entraemu.DaemonClientID, cred,
@@ -256,6 +260,7 @@ func hasCode(body map[string]any, code int) bool {
 }
 
 func TestMSALOnBehalfOfMFAChallenge(t *testing.T) {
+	t.Parallel()
 	ts := entraemu.NewTestServer(t)
 	user := ropc(t, ts, "mfa@dev.test") // the API itself has no MFA policy
 	cred, _ := confidential.NewCredFromSecret(secretOf(t, entraemu.APIClientID))

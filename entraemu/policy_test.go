@@ -13,6 +13,7 @@ func ropcForm(user, scope string) url.Values {
 }
 
 func TestConsentSources(t *testing.T) {
+	t.Parallel()
 	dir := entraemu.DefaultDirectory()
 	cli := dir.App(entraemu.CLIClientID)
 	cli.Grants = []entraemu.Grant{{ResourceAppID: entraemu.APIClientID, Scopes: []string{"access_as_user"}, Users: []string{"reader@dev.test"}}}
@@ -49,6 +50,7 @@ func TestConsentSources(t *testing.T) {
 }
 
 func TestConditionalAccessEvaluation(t *testing.T) {
+	t.Parallel()
 	dir := entraemu.DefaultDirectory()
 	dir.Users[0].MFARegistered = false // reader
 	cli := dir.App(entraemu.CLIClientID)
