@@ -19,19 +19,18 @@ const (
 // pageData feeds the one page template (sign-in, consent, MFA, error,
 // signed-out).
 type pageData struct {
-	Title     string
-	Subtitle  string
-	Message   string
-	Error     string
-	Action    string // form target; "" = no form
-	Flow      string
-	CSRF      string
-	Kind      pageKind
-	Username  string
-	Scopes    []string
-	OTC       string
-	Details   []string
-	SignInPOS bool
+	Title    string
+	Subtitle string
+	Message  string
+	Error    string
+	Action   string // form target; "" = no form
+	Flow     string
+	CSRF     string
+	Kind     pageKind
+	Username string
+	Scopes   []string
+	OTC      string
+	Details  []string
 }
 
 var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
