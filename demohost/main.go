@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -53,27 +54,56 @@ func run(log *slog.Logger) error {
 	return httpx.Serve(ctx, httpx.NewServer(cfg.Addr, h), log)
 }
 
-// probeClient trusts the system roots plus the dev CA file when it exists.
-// It is made per probe: devidp writes its CA on its first run, possibly after
-// demohost started.
-func probeClient(caFile string) (*http.Client, error) {
-	if caFile != "" {
-		if _, err := os.Stat(caFile); err != nil {
-			caFile = ""
-		}
-	}
-	return httpx.ClientTrusting(caFile, 3*time.Second)
+// prober checks the authority's discovery document from the server side.
+// Its client trusts the system roots plus the dev CA file once that exists
+// (devidp writes it on its first run, possibly after demohost started), and a
+// result is reused for a short while so that a flood of page loads makes few
+// requests to the IdP.
+type prober struct {
+	caFile, url string
+
+	mu      sync.Mutex
+	client  *http.Client
+	withCA  bool
+	at      time.Time
+	lastErr error
 }
 
-// discoveryProbe GETs the fixed discovery URL (never a URL from the request).
+const probeReuse = 2 * time.Second
+
 func discoveryProbe(caFile, url string) func(context.Context) error {
-	return func(ctx context.Context) error {
-		c, err := probeClient(caFile)
+	p := &prober{caFile: caFile, url: url}
+	return p.check
+}
+
+func (p *prober) check(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.at.IsZero() && time.Since(p.at) < probeReuse {
+		return p.lastErr
+	}
+	haveCA := false
+	if p.caFile != "" {
+		_, err := os.Stat(p.caFile)
+		haveCA = err == nil
+	}
+	if p.client == nil || haveCA != p.withCA {
+		file := ""
+		if haveCA {
+			file = p.caFile
+		}
+		c, err := httpx.ClientTrusting(file, 3*time.Second)
 		if err != nil {
 			return err
 		}
-		return probe(ctx, c, url)
+		if p.client != nil {
+			p.client.CloseIdleConnections()
+		}
+		p.client, p.withCA = c, haveCA
 	}
+	p.lastErr = probe(ctx, p.client, p.url)
+	p.at = time.Now()
+	return p.lastErr
 }
 
 func probe(ctx context.Context, c *http.Client, url string) error {

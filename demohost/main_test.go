@@ -3,14 +3,19 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/entra-go/secure-api/static"
 )
@@ -325,4 +330,39 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+func TestProberPicksUpCAFileAndReusesResult(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = io.WriteString(w, "{}")
+	}))
+	defer srv.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	p := &prober{caFile: caFile, url: srv.URL + "/t/v2.0/.well-known/openid-configuration"}
+	ctx := context.Background()
+	if err := p.check(ctx); err == nil {
+		t.Fatal("trusted before the CA file exists")
+	}
+	// devidp writes its CA after demohost started.
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.check(ctx); err == nil {
+		t.Fatal("a result younger than probeReuse was not reused")
+	}
+	p.at = time.Time{} // as if probeReuse had passed
+	if err := p.check(ctx); err != nil {
+		t.Fatalf("CA file not picked up: %v", err)
+	}
+	before := hits.Load()
+	for i := 0; i < 50; i++ {
+		if err := p.check(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := hits.Load() - before; got != 0 {
+		t.Errorf("50 probes within probeReuse made %d requests, want 0", got)
+	}
 }
