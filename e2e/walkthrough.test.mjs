@@ -283,6 +283,40 @@ wtest("with pop-ups blocked, sign-in and the MFA step-up fall back to full-page 
   });
 });
 
+wtest("the page names the problem: API refusing the origin (CORS), sign-in service down", { timeout: 120000 }, async () => {
+  await withBrowser("misconfigured", async ({ page }) => {
+    await openPage(page);
+    const popup = await signIn(page, USERS.reader.upn);
+    await finishInteraction(popup);
+    await milestone(page, 1);
+
+    await stack.stopOne("demoapi");
+    await stack.startOne("demoapi", { ALLOWED_ORIGIN: "http://localhost:1" });
+    try {
+      await page.click("#call-api");
+      await milestone(page, 2, "error");
+      const alert = await page.locator("#alert").innerText();
+      assert.match(alert, /The API refused this page \(CORS\)/);
+      assert.match(alert, /ALLOWED_ORIGIN=http:\/\/localhost:30662/);
+      await shot(page, "15-api-cors-refused");
+    } finally {
+      await stack.stopOne("demoapi");
+      await stack.startOne("demoapi");
+    }
+
+    await stack.stopOne("devidp");
+    try {
+      await page.reload();
+      const alert = page.locator("#alert");
+      await alert.getByText(/sign-in service \(devidp\) is not running/).waitFor({ timeout: T });
+      assert.match(await alert.innerText(), /go run \.\/devidp/);
+      await shot(page, "16-idp-down");
+    } finally {
+      await stack.startOne("devidp");
+    }
+  });
+});
+
 wtest("a browser that does not trust the dev CA is told how to fix it, and the fix works", { timeout: 60000 }, async () => {
   const b = await launch({}); // no SPKI pin: the dev CA is unknown to this profile
   try {

@@ -333,7 +333,7 @@
       return {
         title: "The API refused this page (CORS)",
         body: ["demoapi at ", code(cfg.apiBaseUrl), " is running but did not allow the origin ", code(location.origin),
-          ". Set its allowed page origin to ", code(location.origin), " (see the demoapi section of the README)."],
+          ". Start it with ", code("ALLOWED_ORIGIN=" + location.origin), " (its default is http://localhost:30662; the exact origin, no trailing slash)."],
       };
     }
     return {

@@ -64,8 +64,8 @@ export class Stack {
     return ORDER.filter((c) => fs.existsSync(path.join(ROOT, c)) && fs.readdirSync(path.join(ROOT, c)).some((f) => f.endsWith(".go") && !f.endsWith("_test.go")));
   }
 
-  env(name) {
-    const env = { ...process.env, DEVIDP_CA_FILE: this.caFile };
+  env(name, extra) {
+    const env = { ...process.env, DEVIDP_CA_FILE: this.caFile, ...(extra || {}) };
     delete env.TENANT_ID; // always the local mode here
     delete env.AUTHORITY;
     if (name === "devidp") env.DEVIDP_STATE_DIR = this.stateDir;
@@ -97,9 +97,9 @@ export class Stack {
     for (const c of ORDER) await this.startOne(c);
   }
 
-  async startOne(name) {
+  async startOne(name, extraEnv) {
     const log = fs.createWriteStream(path.join(ARTIFACTS, `${name}.log`), { flags: "a" });
-    const p = spawn(path.join(this.bin, name), this.args(name), { cwd: ROOT, env: this.env(name), stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(path.join(this.bin, name), this.args(name), { cwd: ROOT, env: this.env(name, extraEnv), stdio: ["ignore", "pipe", "pipe"] });
     p.stdout.pipe(log);
     p.stderr.pipe(log);
     p.exitedPromise = new Promise((r) => p.once("exit", r));
