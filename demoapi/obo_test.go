@@ -73,6 +73,15 @@ func newWorld(t testing.TB, o worldOpts) *world {
 		opts = append(opts, entraemu.WithDirectory(o.dir))
 	}
 	w.idp = entraemu.NewTestServer(t, opts...)
+	// Whatever happened, no token, secret or password reached a log line.
+	t.Cleanup(func() {
+		logs := w.logs.String()
+		for _, secret := range []string{"eyJ", "dev-api-secret", "dev-password"} {
+			if strings.Contains(logs, secret) {
+				t.Errorf("logs contain %q", secret)
+			}
+		}
+	})
 	w.idpProxy = newTCPProxy(t, strings.TrimPrefix(w.idp.URL, "https://localhost"))
 
 	// The upstream service, configured as its command configures it.
@@ -136,7 +145,7 @@ func (w *world) api(o apiOpts) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	v, err := apiauth.New(apiauth.Config{Authority: cfg.Authority, ClientID: cfg.ClientID, HTTPClient: w.idp.Client, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -498,6 +507,21 @@ func TestOBOFailuresAreBounded(t *testing.T) {
 			t.Errorf("AADSTS%d: %d %v", code, a.status, a.body)
 		}
 	}
+	// The upstream's own claims challenge (e.g. continuous access
+	// evaluation) is relayed as ours, with our authorization_uri.
+	upClaims := `{"access_token":{"nbf":{"essential":true,"value":"1700000000"}}}`
+	challenge := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("WWW-Authenticate", `Bearer realm="", authorization_uri="https://login.example/authorize", error="insufficient_claims", claims="`+
+			base64.StdEncoding.EncodeToString([]byte(upClaims))+`"`)
+		rw.WriteHeader(401)
+	})
+	w.upstreamFault.Store(&challenge)
+	if a := callOBO(t, api, tok); a.status != 401 || a.body["error"] != "insufficient_claims" ||
+		a.body["claims"] != base64.StdEncoding.EncodeToString([]byte(upClaims)) ||
+		challengeParams(t, a.www)["authorization_uri"] != w.idp.Authority+"/oauth2/v2.0/authorize" {
+		t.Fatalf("upstream claims challenge: %d %v %q", a.status, a.body, a.www)
+	}
+	w.upstreamFault.Store(nil)
 }
 
 func TestOBOCacheCountsGrants(t *testing.T) {
