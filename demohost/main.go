@@ -56,17 +56,16 @@ func run(log *slog.Logger) error {
 
 // prober checks the authority's discovery document from the server side.
 // Its client trusts the system roots plus the dev CA file once that exists
-// (devidp writes it on its first run, possibly after demohost started), and a
-// result is reused for a short while so that a flood of page loads makes few
-// requests to the IdP.
+// (devidp writes it on its first run, possibly after demohost started). A
+// success is reused for a short while so that a flood of page loads makes few
+// requests to the IdP; a failure is not (the IdP may be starting right now).
 type prober struct {
 	caFile, url string
 
-	mu      sync.Mutex
-	client  *http.Client
-	withCA  bool
-	at      time.Time
-	lastErr error
+	mu     sync.Mutex
+	client *http.Client
+	withCA bool
+	okAt   time.Time
 }
 
 const probeReuse = 2 * time.Second
@@ -77,33 +76,47 @@ func discoveryProbe(caFile, url string) func(context.Context) error {
 }
 
 func (p *prober) check(ctx context.Context) error {
+	c, fresh, err := p.clientFor()
+	if err != nil || fresh {
+		return err
+	}
+	if err := probe(ctx, c, p.url); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.okAt = time.Now()
+	p.mu.Unlock()
+	return nil
+}
+
+// clientFor returns the client to probe with, or fresh=true when a recent
+// success can be reused.
+func (p *prober) clientFor() (c *http.Client, fresh bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.at.IsZero() && time.Since(p.at) < probeReuse {
-		return p.lastErr
-	}
 	haveCA := false
 	if p.caFile != "" {
 		_, err := os.Stat(p.caFile)
 		haveCA = err == nil
+	}
+	if p.client != nil && haveCA == p.withCA && !p.okAt.IsZero() && time.Since(p.okAt) < probeReuse {
+		return nil, true, nil
 	}
 	if p.client == nil || haveCA != p.withCA {
 		file := ""
 		if haveCA {
 			file = p.caFile
 		}
-		c, err := httpx.ClientTrusting(file, 3*time.Second)
+		nc, err := httpx.ClientTrusting(file, 3*time.Second)
 		if err != nil {
-			return err
+			return nil, false, err
 		}
 		if p.client != nil {
 			p.client.CloseIdleConnections()
 		}
-		p.client, p.withCA = c, haveCA
+		p.client, p.withCA, p.okAt = nc, haveCA, time.Time{}
 	}
-	p.lastErr = probe(ctx, p.client, p.url)
-	p.at = time.Now()
-	return p.lastErr
+	return p.client, false, nil
 }
 
 func probe(ctx context.Context, c *http.Client, url string) error {

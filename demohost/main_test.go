@@ -332,10 +332,15 @@ func mustJSON(t *testing.T, v any) string {
 	return string(b)
 }
 
-func TestProberPicksUpCAFileAndReusesResult(t *testing.T) {
+func TestProberPicksUpCAFileAndReusesSuccess(t *testing.T) {
 	var hits atomic.Int64
+	var down atomic.Bool
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
 		_, _ = io.WriteString(w, "{}")
 	}))
 	defer srv.Close()
@@ -345,14 +350,10 @@ func TestProberPicksUpCAFileAndReusesResult(t *testing.T) {
 	if err := p.check(ctx); err == nil {
 		t.Fatal("trusted before the CA file exists")
 	}
-	// devidp writes its CA after demohost started.
+	// devidp writes its CA after demohost started; a failure is not reused.
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.check(ctx); err == nil {
-		t.Fatal("a result younger than probeReuse was not reused")
-	}
-	p.at = time.Time{} // as if probeReuse had passed
 	if err := p.check(ctx); err != nil {
 		t.Fatalf("CA file not picked up: %v", err)
 	}
@@ -364,5 +365,16 @@ func TestProberPicksUpCAFileAndReusesResult(t *testing.T) {
 	}
 	if got := hits.Load() - before; got != 0 {
 		t.Errorf("50 probes within probeReuse made %d requests, want 0", got)
+	}
+	// Once the reuse window has passed, a failing IdP is reported at once.
+	down.Store(true)
+	p.mu.Lock()
+	p.okAt = time.Now().Add(-probeReuse)
+	p.mu.Unlock()
+	if err := p.check(ctx); err == nil {
+		t.Fatal("a failing IdP reported reachable after the reuse window")
+	}
+	if err := p.check(ctx); err == nil {
+		t.Fatal("a failure was reused as a success")
 	}
 }
