@@ -133,6 +133,7 @@ func TestIdPErrorsAreMapped(t *testing.T) {
 		{"bad client secret", idpError(401, `{"error":"invalid_client","error_codes":[7000215]}`), 0, KindConfiguration, nil},
 		{"idp 500", idpError(500, `{"error":"server_error"}`), 0, KindIdPUnavailable, nil},
 		{"idp 429", idpError(429, `{"error":"throttled"}`), 0, KindIdPUnavailable, nil},
+		{"idp transient", idpError(400, `{"error":"temporarily_unavailable","error_codes":[90033]}`), 0, KindIdPUnavailable, nil},
 		{"idp html", idpError(502, `<html>bad gateway</html>`), 0, KindIdPUnavailable, nil},
 		{"idp hangs", nil, 5 * time.Second, KindIdPUnavailable, nil},
 	}

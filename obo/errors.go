@@ -169,7 +169,7 @@ func classifyIdP(err error, ctxErr error, scopes []string) *Error {
 			return false
 		}
 		switch {
-		case status >= 500 || status == http.StatusTooManyRequests:
+		case status >= 500 || status == http.StatusTooManyRequests || body.Error == "temporarily_unavailable":
 			e.Kind, e.Message = KindIdPUnavailable, "the identity provider is unavailable"
 		case body.Error == "consent_required" || body.SubError == "consent_required" || has(65001):
 			e.Kind, e.Message = KindConsentRequired, "consent is required for the downstream API"
