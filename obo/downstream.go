@@ -2,7 +2,6 @@ package obo
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"io"
 	"net"
@@ -187,10 +186,4 @@ func parseChallengeParams(v string) map[string]string {
 		out[name] = val
 	}
 	return out
-}
-
-// EncodeClaims is the standard base64 of a claims JSON, as put in
-// WWW-Authenticate claims="...".
-func EncodeClaims(claimsJSON string) string {
-	return base64.StdEncoding.EncodeToString([]byte(claimsJSON))
 }

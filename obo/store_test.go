@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -86,6 +87,11 @@ func TestKeyringParsesRotatesAndRejectsBadKeys(t *testing.T) {
 	rotated, err := KeyringFromBase64(k2 + ", " + strings.TrimRight(k1, "="))
 	if err != nil {
 		t.Fatal(err)
+	}
+	f := t.TempDir() + "/key"
+	_ = os.WriteFile(f, []byte(k1+"\n"), 0o600)
+	if fromFile, err := KeyringFromFile(f); err != nil || fromFile.CurrentKeyID() != old.CurrentKeyID() {
+		t.Fatalf("key file: %v", err)
 	}
 	if rotated.CurrentKeyID() == old.CurrentKeyID() {
 		t.Fatal("current key is not the first one")
