@@ -236,7 +236,7 @@ func setLowBits(c byte) byte {
 func TestAttackCatalogue(t *testing.T) {
 	idp := newTestIDP(t)
 	logs := &logBuffer{}
-	v := newValidator(t, idp, func(c *apiauth.Config) { c.Logger = slogTo(logs) })
+	v := newValidator(t, idp, func(c *apiauth.Config) { c.Logger = slogTo(logs); c.RefusalLogsPerSecond = -1 /* check every line */ })
 	waitReady(t, v)
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
 	ts := httptest.NewUnstartedServer(v.Protect(ok, apiauth.RequireScope("access_as_user")))

@@ -70,6 +70,10 @@ type Config struct {
 	// Logger receives refusals (precise reason, short token hash) and key
 	// events. Default slog.Default().
 	Logger *slog.Logger
+	// RefusalLogsPerSecond caps the refusal log lines per second so that a
+	// flood of bad tokens is not a log flood; the next line written reports
+	// how many were suppressed. Default 20; negative means no cap.
+	RefusalLogsPerSecond int
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
 }
@@ -135,6 +139,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.RefusalLogsPerSecond == 0 {
+		c.RefusalLogsPerSecond = 20
 	}
 	if c.Now == nil {
 		c.Now = time.Now

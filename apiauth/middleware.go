@@ -214,8 +214,13 @@ func refuseWith(w http.ResponseWriter, r *http.Request, v *Validator, e *Error, 
 	_ = json.NewEncoder(w).Encode(body)
 
 	logger := slog.Default()
+	var suppressed int64
 	if v != nil {
 		logger = v.cfg.Logger
+		var ok bool
+		if ok, suppressed = v.refusals.allow(v.cfg.Now()); !ok {
+			return
+		}
 	}
 	attrs := []any{
 		slog.Int("status", status), slog.String("reason", string(e.Reason)), slog.String("detail", e.Detail),
@@ -223,6 +228,9 @@ func refuseWith(w http.ResponseWriter, r *http.Request, v *Validator, e *Error, 
 	}
 	if token != "" {
 		attrs = append(attrs, slog.String("token_sha256", TokenHash(token)))
+	}
+	if suppressed > 0 {
+		attrs = append(attrs, slog.Int64("suppressed_since_last", suppressed))
 	}
 	logger.Info("apiauth: request refused", attrs...)
 }

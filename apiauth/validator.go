@@ -33,6 +33,7 @@ type Validator struct {
 	skew      int64
 	closeOnce sync.Once
 	closeErr  error
+	refusals  logLimiter
 }
 
 // New checks cfg and starts loading the signing keys in the background. It
@@ -49,6 +50,7 @@ func New(cfg Config) (*Validator, error) {
 		algs:      map[string]bool{},
 		tenants:   map[string]bool{},
 		skew:      int64(cfg.ClockSkew / time.Second),
+		refusals:  logLimiter{perSecond: cfg.RefusalLogsPerSecond},
 	}
 	for _, a := range cfg.Audiences {
 		v.audiences[a] = true
