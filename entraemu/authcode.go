@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"slices"
 	"strings"
 	"time"
 )
@@ -74,22 +75,11 @@ func (s *Server) grantAuthorizationCode(t *tokenRequest) (map[string]any, *oauth
 	if e := checkPKCE(c.challenge, t.get("code_verifier")); e != nil {
 		return nil, e
 	}
-	// The code's scopes decide what is issued (the token request repeats
-	// them, or names only OpenID scopes).
-	q, e := s.parseScopes(c.scope)
+	q, scp, e := s.codeScopes(t.client, c.who.user, c.scope, t.get("scope"))
 	if e != nil {
 		return nil, e
-	}
-	for _, f := range strings.Fields(t.get("scope")) { // MSAL adds openid offline_access profile here
-		if oidcScopes[strings.ToLower(f)] {
-			q.oidc[strings.ToLower(f)] = true
-		}
 	}
 	rc, e := parseClaims(c.claims)
-	if e != nil {
-		return nil, e
-	}
-	scp, e := s.grantDelegated(t.client, c.who.user, q)
 	if e != nil {
 		return nil, e
 	}
@@ -98,6 +88,45 @@ func (s *Server) grantAuthorizationCode(t *tokenRequest) (map[string]any, *oauth
 	}
 	opt := refreshOptions{spa: c.kind == redirectSPA, public: !t.authed}
 	return s.delegatedResponse(t, q, scp, c.who, rc, opt, c.nonce)
+}
+
+// codeScopes picks the resource a code is redeemed for. The code stands for
+// every resource of its authorize request (consent up front); the token
+// request's scope names one of them (its scopes among those the code grants
+// on it), or only OpenID scopes: then the first resource of the authorize
+// request, as Entra does. The token carries what the code grants on that
+// resource; two resources are AADSTS28000, as on every token request.
+func (s *Server) codeScopes(client *App, user *User, codeScope, reqScope string) (*scopeRequest, []string, *oauthError) {
+	qs, e := s.parseScopeSet(codeScope)
+	if e != nil {
+		return nil, nil, e
+	}
+	q, want := qs[0], &scopeRequest{}
+	if strings.TrimSpace(reqScope) != "" {
+		if want, e = s.parseScopes(reqScope); e != nil {
+			return nil, nil, e
+		}
+		for v := range want.oidc { // MSAL adds openid offline_access profile here
+			q.oidc[v] = true // shared by every resource of the code
+		}
+		if len(want.requested) > 0 {
+			i := slices.IndexFunc(qs, func(c *scopeRequest) bool { return c.resource == want.resource })
+			if i < 0 {
+				return nil, nil, invalidScope(70011, "The provided value for the input parameter 'scope' is not valid. The authorization code was not issued for the resource '%s'; send an authorization request that includes it.", want.resource.AppID)
+			}
+			q = qs[i]
+		}
+	}
+	scp, e := s.grantDelegated(client, user, q)
+	if e != nil {
+		return nil, nil, e
+	}
+	for i, v := range want.values {
+		if v != ".default" && !slices.Contains(scp, canonicalScope(q.resource, v)) {
+			return nil, nil, invalidScope(70011, "The provided value for the input parameter 'scope' is not valid. The scope '%s' was not granted by the authorization code.", truncate(want.requested[i], 128))
+		}
+	}
+	return q, scp, nil
 }
 
 // checkRedemptionClient: SPA codes only cross-origin; web codes need the

@@ -131,12 +131,15 @@ func TestAuthorizeRefusals(t *testing.T) {
 		err  string
 		code string
 	}{
-		"no PKCE for SPA": {with("code_challenge", ""), "invalid_request", "AADSTS9002325"},
-		"plain PKCE":      {with("code_challenge_method", "plain"), "invalid_request", "AADSTS501491"},
-		"bad scope":       {with("scope", "api://nope/x openid"), "invalid_resource", "AADSTS500011"},
-		"token response":  {with("response_type", "token"), "unsupported_response_type", "AADSTS700054"},
-		"prompt none":     {with("prompt", "none"), "login_required", "AADSTS50058"},
-		"bad prompt":      {with("prompt", "always"), "invalid_request", "AADSTS90023"},
+		"no PKCE for SPA":     {with("code_challenge", ""), "invalid_request", "AADSTS9002325"},
+		"plain PKCE":          {with("code_challenge_method", "plain"), "invalid_request", "AADSTS501491"},
+		"bad scope":           {with("scope", "api://nope/x openid"), "invalid_resource", "AADSTS500011"},
+		"bad second resource": {with("scope", apiScope+" api://nope/x openid"), "invalid_resource", "AADSTS500011"},
+		"bad second scope":    {with("scope", apiScope+" "+entraemu.GraphAppIDURI+"/Nope.Read openid"), "invalid_scope", "AADSTS70011"},
+		".default and more":   {with("scope", graphScope+" "+entraemu.APIAppIDURI+"/.default "+apiScope), "invalid_scope", "AADSTS70011"},
+		"token response":      {with("response_type", "token"), "unsupported_response_type", "AADSTS700054"},
+		"prompt none":         {with("prompt", "none"), "login_required", "AADSTS50058"},
+		"bad prompt":          {with("prompt", "always"), "invalid_request", "AADSTS90023"},
 	} {
 		resp, _ := authorizeRaw(t, b, ts, c.q)
 		loc, err := url.Parse(resp.Header.Get("Location"))

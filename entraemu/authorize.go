@@ -36,7 +36,7 @@ type authorizeParams struct {
 	state        string
 	nonce        string
 	scope        string
-	q            *scopeRequest
+	qs           []*scopeRequest // one per resource (consent up front may name several)
 	claims       string
 	rc           requestedClaims
 	challenge    string
@@ -159,11 +159,11 @@ func (s *Server) validateAuthorize(r *http.Request, p *authorizeParams) *oauthEr
 	case p.challenge != "" && (len(p.challenge) != 43 || decodeThumbprint(p.challenge) == nil):
 		return invalidRequest(501491, "The code_challenge is not a base64url SHA-256 value.")
 	}
-	q, e := s.parseScopes(f.Get("scope"))
+	qs, e := s.parseScopeSet(f.Get("scope"))
 	if e != nil {
 		return e
 	}
-	p.scope, p.q = f.Get("scope"), q
+	p.scope, p.qs = f.Get("scope"), qs
 	if p.rc, e = parseClaims(p.claims); e != nil {
 		return e
 	}
@@ -182,8 +182,10 @@ func (s *Server) advance(w http.ResponseWriter, r *http.Request, f *authzFlow) {
 		return
 	}
 	needConsent := p.prompt == "consent" && !f.consented
-	if _, e := s.grantDelegated(p.client, f.who.user, p.q); e != nil {
-		needConsent = true
+	for _, q := range p.qs {
+		if _, e := s.grantDelegated(p.client, f.who.user, q); e != nil {
+			needConsent = true
+		}
 	}
 	if needConsent {
 		if p.prompt == "none" {
@@ -199,8 +201,9 @@ func (s *Server) advance(w http.ResponseWriter, r *http.Request, f *authzFlow) {
 	}
 	if s.needsMFA(f) {
 		if p.prompt == "none" {
-			e := errorForCode(50076, p.q.resource.AppID, "")
-			if pol := s.caPolicy(f.who.user, p.q.resource); pol != nil {
+			res, pol := s.caPolicyAny(f.who.user, p.qs)
+			e := errorForCode(50076, res.AppID, "")
+			if pol != nil {
 				e.Claims = mfaChallenge(pol.ID)
 			}
 			s.redirectError(w, r, p, e)
@@ -216,13 +219,14 @@ func (s *Server) advance(w http.ResponseWriter, r *http.Request, f *authzFlow) {
 }
 
 // needsMFA: the request asks for a CA policy (capolids) or auth context
-// (acrs), or a policy requires MFA for the resource, and the user has not
-// done MFA in this session.
+// (acrs), or a policy requires MFA for any requested resource, and the user
+// has not done MFA in this session.
 func (s *Server) needsMFA(f *authzFlow) bool {
 	if f.who.hasMFA() {
 		return false
 	}
-	return len(f.p.rc.capolids) > 0 || len(f.p.rc.acrs) > 0 || s.caPolicy(f.who.user, f.p.q.resource) != nil
+	_, pol := s.caPolicyAny(f.who.user, f.p.qs)
+	return len(f.p.rc.capolids) > 0 || len(f.p.rc.acrs) > 0 || pol != nil
 }
 
 func oneTimeCode() string {
@@ -439,7 +443,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, f.p, newErr(400, "access_denied", 65004, "User declined to consent to access the app."))
 		return
 	}
-	if e := s.recordConsent(f.p.client, f.who.user, f.p.q); e != nil {
+	if e := s.recordConsent(f.p.client, f.who.user, f.p.qs); e != nil {
 		s.dropFlow(f)
 		s.redirectError(w, r, f.p, e)
 		return
@@ -448,32 +452,45 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	s.advance(w, r, f)
 }
 
-func (s *Server) recordConsent(client *App, user *User, q *scopeRequest) *oauthError {
-	res := q.resource
-	var scopes []string
-	if q.isDefault() {
-		for _, ra := range client.RequiredResourceAccess {
-			if strings.EqualFold(ra.ResourceAppID, res.AppID) {
-				scopes = append(scopes, ra.Scopes...)
+// recordConsent records the user's consent to every requested resource, or
+// none of them when one needs an administrator.
+func (s *Server) recordConsent(client *App, user *User, qs []*scopeRequest) *oauthError {
+	scopes := make([][]string, len(qs))
+	for i, q := range qs {
+		scopes[i] = consentScopes(client, q)
+		for _, v := range scopes[i] {
+			if sc, ok := q.resource.scope(v); ok && sc.Type == "Admin" && !s.consentedScopes(client, user, q.resource)[sc.Value] {
+				return invalidGrant(90094, "The grant requires admin permission: scope '%s' of '%s' needs an administrator's consent.", sc.Value, q.resource.AppID)
 			}
 		}
-	} else {
-		scopes = q.values
 	}
-	for _, v := range scopes {
-		if sc, ok := res.scope(v); ok && sc.Type == "Admin" && !s.consentedScopes(client, user, res)[sc.Value] {
-			return invalidGrant(90094, "The grant requires admin permission: scope '%s' of '%s' needs an administrator's consent.", sc.Value, res.AppID)
-		}
-	}
-	s.addConsent(user, client, res, scopes)
-	if slices.ContainsFunc(res.KnownClientApplications, func(k string) bool { return strings.EqualFold(k, client.AppID) }) {
-		for _, ra := range res.RequiredResourceAccess {
-			if down := s.dir.App(ra.ResourceAppID); down != nil {
-				s.addConsent(user, res, down, ra.Scopes)
+	for i, q := range qs {
+		res := q.resource
+		s.addConsent(user, client, res, scopes[i])
+		if slices.ContainsFunc(res.KnownClientApplications, func(k string) bool { return strings.EqualFold(k, client.AppID) }) {
+			for _, ra := range res.RequiredResourceAccess {
+				if down := s.dir.App(ra.ResourceAppID); down != nil {
+					s.addConsent(user, res, down, ra.Scopes)
+				}
 			}
 		}
 	}
 	return nil
+}
+
+// consentScopes is what consenting to q grants: the requested scopes, or
+// for ".default" the client's required permissions on the resource.
+func consentScopes(client *App, q *scopeRequest) []string {
+	if !q.isDefault() {
+		return q.values
+	}
+	var out []string
+	for _, ra := range client.RequiredResourceAccess {
+		if strings.EqualFold(ra.ResourceAppID, q.resource.AppID) {
+			out = append(out, ra.Scopes...)
+		}
+	}
+	return out
 }
 
 func (s *Server) addConsent(user *User, client, res *App, scopes []string) {

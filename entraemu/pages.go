@@ -118,29 +118,22 @@ func (s *Server) showPage(w http.ResponseWriter, r *http.Request, f *authzFlow, 
 
 func (s *Server) consentLines(p authorizeParams) []string {
 	var out []string
-	if p.q.oidc["openid"] || p.q.oidc["profile"] {
+	oidc := p.qs[0].oidc // shared by every resource of the request
+	if oidc["openid"] || oidc["profile"] {
 		out = append(out, "Sign you in and read your profile")
 	}
-	if p.q.oidc["offline_access"] {
+	if oidc["offline_access"] {
 		out = append(out, "Maintain access to data you have given it access to")
 	}
-	res := p.q.resource
-	values := p.q.values
-	if p.q.isDefault() {
-		values = nil
-		for _, ra := range p.client.RequiredResourceAccess {
-			if strings.EqualFold(ra.ResourceAppID, res.AppID) {
-				values = append(values, ra.Scopes...)
+	for _, q := range p.qs { // every resource on one page (consent up front)
+		for _, v := range consentScopes(p.client, q) {
+			if sc, ok := q.resource.scope(v); ok {
+				label := sc.AdminConsentDisplayName
+				if label == "" {
+					label = sc.Value
+				}
+				out = append(out, label+" ("+q.resource.DisplayName+": "+sc.Value+")")
 			}
-		}
-	}
-	for _, v := range values {
-		if sc, ok := res.scope(v); ok {
-			label := sc.AdminConsentDisplayName
-			if label == "" {
-				label = sc.Value
-			}
-			out = append(out, label+" ("+res.DisplayName+": "+sc.Value+")")
 		}
 	}
 	return out

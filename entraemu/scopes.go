@@ -9,7 +9,7 @@ import (
 var oidcScopes = map[string]bool{"openid": true, "profile": true, "email": true, "offline_access": true}
 
 // scopeRequest is a parsed scope parameter: OpenID scopes plus the scopes
-// of exactly one resource.
+// of exactly one resource (an authorize request may carry several).
 type scopeRequest struct {
 	oidc      map[string]bool
 	resource  *App
@@ -24,11 +24,28 @@ func invalidScope(aadsts int, format string, args ...any) *oauthError {
 	return newErr(400, "invalid_scope", aadsts, format, args...)
 }
 
-// parseScopes resolves a scope parameter to one resource. A scope without a
-// resource prefix (e.g. "User.Read") belongs to Graph, as in Entra; a
-// request of only OpenID scopes is for Graph too.
+// parseScopes resolves a scope parameter to one resource, as the token
+// endpoint requires: scopes of two resources are AADSTS28000.
 func (s *Server) parseScopes(raw string) (*scopeRequest, *oauthError) {
-	q := &scopeRequest{oidc: map[string]bool{}}
+	qs, e := s.parseScopeSet(raw)
+	if e != nil {
+		return nil, e
+	}
+	if len(qs) > 1 {
+		return nil, invalidScope(28000, "Provided value for the input parameter scope is not valid because it contains more than one resource. Scope %s is not valid.", truncate(raw, 256))
+	}
+	return qs[0], nil
+}
+
+// parseScopeSet resolves a scope parameter to one scopeRequest per
+// resource, in the order the resources first appear; they share the OpenID
+// scopes. The authorize endpoint takes several resources (consent up
+// front: msal-browser's extraScopesToConsent). A scope without a resource
+// prefix (e.g. "User.Read") belongs to Graph, as in Entra; a request of
+// only OpenID scopes is for Graph too.
+func (s *Server) parseScopeSet(raw string) ([]*scopeRequest, *oauthError) {
+	oidc := map[string]bool{}
+	var qs []*scopeRequest
 	fields := strings.Fields(raw)
 	if len(fields) == 0 {
 		return nil, invalidScope(70011, "The provided request must include a 'scope' input parameter.")
@@ -38,7 +55,7 @@ func (s *Server) parseScopes(raw string) (*scopeRequest, *oauthError) {
 	}
 	for _, f := range fields {
 		if oidcScopes[strings.ToLower(f)] {
-			q.oidc[strings.ToLower(f)] = true
+			oidc[strings.ToLower(f)] = true
 			continue
 		}
 		resID, value := GraphAppIDURI, f
@@ -49,27 +66,31 @@ func (s *Server) parseScopes(raw string) (*scopeRequest, *oauthError) {
 		if res == nil {
 			return nil, newErr(400, "invalid_resource", 500011, "The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", truncate(resID, 128), s.dir.Tenant.DisplayName)
 		}
-		if q.resource != nil && q.resource != res {
-			return nil, invalidScope(28000, "Provided value for the input parameter scope is not valid because it contains more than one resource. Scope %s is not valid.", truncate(raw, 256))
-		}
 		if value != ".default" && !res.hasScope(value) {
 			return nil, invalidScope(70011, "The provided value for the input parameter 'scope' is not valid. The scope '%s' does not exist on the resource '%s'.", truncate(f, 128), res.AppID)
 		}
-		q.resource, q.audience = res, resID
+		i := slices.IndexFunc(qs, func(q *scopeRequest) bool { return q.resource == res })
+		if i < 0 {
+			qs, i = append(qs, &scopeRequest{oidc: oidc, resource: res}), len(qs)
+		}
+		q := qs[i]
+		q.audience = resID
 		q.values = append(q.values, value)
 		q.requested = append(q.requested, f)
 	}
-	if slices.Contains(q.values, ".default") && len(q.values) > 1 {
-		return nil, invalidScope(70011, "The provided value for the input parameter 'scope' is not valid. The scope '%s' is not valid: '.default' cannot be combined with other scopes of the same resource.", truncate(raw, 256))
+	for _, q := range qs {
+		if slices.Contains(q.values, ".default") && len(q.values) > 1 {
+			return nil, invalidScope(70011, "The provided value for the input parameter 'scope' is not valid. The scope '%s' is not valid: '.default' cannot be combined with other scopes of the same resource.", truncate(raw, 256))
+		}
 	}
-	if q.resource == nil {
+	if len(qs) == 0 {
 		graph := s.dir.App(GraphAppID)
 		if graph == nil {
 			return nil, invalidScope(70011, "The provided value for the input parameter 'scope' is not valid: no resource requested.")
 		}
-		q.resource, q.audience = graph, GraphAppIDURI
+		qs = append(qs, &scopeRequest{oidc: oidc, resource: graph, audience: GraphAppIDURI})
 	}
-	return q, nil
+	return qs, nil
 }
 
 // canonicalScope normalises a scope value to the resource's spelling.
@@ -217,6 +238,18 @@ func (s *Server) caPolicy(user *User, res *App) *CAPolicy {
 		}
 	}
 	return nil
+}
+
+// caPolicyAny returns the first MFA policy that applies to user for any of
+// the requested resources, and that resource (a sign-in for several
+// resources steps up if any of them requires it).
+func (s *Server) caPolicyAny(user *User, qs []*scopeRequest) (*App, *CAPolicy) {
+	for _, q := range qs {
+		if p := s.caPolicy(user, q.resource); p != nil {
+			return q.resource, p
+		}
+	}
+	return qs[0].resource, nil
 }
 
 // mfaChallenge is the claims challenge naming the policy.
