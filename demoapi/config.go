@@ -4,17 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/entra-go/secure-api/internal/svc"
 )
 
 // Defaults for the local mode: the emulator's authority and the default
 // directory's ids (DESIGN §3), so demoapi works with zero configuration.
 const (
-	defaultTenantID    = "2dcbe9d9-33d9-44a7-b4e9-b846975b02ad"
+	defaultTenantID    = svc.DefaultTenantID
 	defaultAPIClientID = "68fee0a8-293c-4256-8007-b5453b634b61"
 	defaultAddr        = "localhost:5050"
 	defaultOrigin      = "http://localhost:30662"
-	defaultCAFile      = ".devidp/ca.pem"
-	localAuthority     = "https://localhost:8443/" + defaultTenantID
+	localAuthority     = svc.LocalAuthority
 )
 
 // Config is demoapi's whole configuration, read from the environment.
@@ -45,31 +46,14 @@ type Config struct {
 //	DEVIDP_CA_FILE   CA certificate to trust for the IdP (default .devidp/ca.pem in local mode)
 func LoadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
-		Mode:           "local",
-		Addr:           or(getenv("ADDR"), defaultAddr),
-		Authority:      getenv("AUTHORITY"),
-		ClientID:       or(getenv("API_CLIENT_ID"), defaultAPIClientID),
-		Audiences:      list(getenv("API_AUDIENCE")),
-		Versions:       list(getenv("TOKEN_VERSIONS")),
-		AllowedTenants: list(getenv("ALLOWED_TENANTS")),
-		AllowedOrigins: list(or(getenv("ALLOWED_ORIGIN"), defaultOrigin)),
-		CAFile:         getenv("DEVIDP_CA_FILE"),
+		Addr:           svc.Or(getenv("ADDR"), defaultAddr),
+		ClientID:       svc.Or(getenv("API_CLIENT_ID"), defaultAPIClientID),
+		Audiences:      svc.List(getenv("API_AUDIENCE")),
+		Versions:       svc.List(getenv("TOKEN_VERSIONS")),
+		AllowedTenants: svc.List(getenv("ALLOWED_TENANTS")),
+		AllowedOrigins: svc.List(svc.Or(getenv("ALLOWED_ORIGIN"), defaultOrigin)),
 	}
-	tenant := getenv("TENANT_ID")
-	switch {
-	case c.Authority == "" && tenant == "":
-		c.Authority = localAuthority
-		if c.CAFile == "" {
-			c.CAFile = defaultCAFile
-		}
-	case c.Authority == "":
-		c.Authority = "https://login.microsoftonline.com/" + tenant
-		c.Mode = "entra"
-	default:
-		if !strings.HasPrefix(c.Authority, "https://localhost:") && !strings.HasPrefix(c.Authority, "https://127.0.0.1:") {
-			c.Mode = "entra"
-		}
-	}
+	c.Authority, c.Mode, c.CAFile = svc.ResolveAuthority(getenv)
 	for _, o := range c.AllowedOrigins {
 		if o == "*" || strings.Contains(o, "*") {
 			return c, errors.New("ALLOWED_ORIGIN: wildcards are not allowed; list the page origin(s)")
@@ -79,19 +63,4 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 	}
 	return c, nil
-}
-
-func or(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
-}
-
-func list(s string) []string {
-	var out []string
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
-		out = append(out, f)
-	}
-	return out
 }

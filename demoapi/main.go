@@ -7,35 +7,24 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/entra-go/secure-api/apiauth"
 	"github.com/entra-go/secure-api/internal/httpx"
+	"github.com/entra-go/secure-api/internal/svc"
 )
 
-func main() {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, log); err != nil {
-		log.Error("demoapi", "err", err)
-		os.Exit(1)
-	}
-}
+func main() { svc.Main("demoapi", run) }
 
 func run(ctx context.Context, log *slog.Logger) error {
 	cfg, err := LoadConfig(os.Getenv)
 	if err != nil {
 		return err
 	}
-	if cfg.Mode == "local" {
-		waitForFile(ctx, cfg.CAFile, 30*time.Second, log)
+	if cfg.Mode == svc.ModeLocal {
+		svc.WaitForFile(ctx, cfg.CAFile, 30*time.Second, log)
 	}
 	client, err := httpx.ClientTrusting(cfg.CAFile, 10*time.Second)
 	if err != nil {
@@ -68,25 +57,4 @@ func run(ctx context.Context, log *slog.Logger) error {
 	log.Info("demoapi", "url", "http://"+cfg.Addr+"/api", "mode", cfg.Mode, "authority", cfg.Authority,
 		"client_id", cfg.ClientID, "allowed_origins", cfg.AllowedOrigins)
 	return httpx.Serve(ctx, httpx.NewServer(cfg.Addr, handler(cfg, v, oboH)), log)
-}
-
-// waitForFile waits for the emulator to write its CA certificate when both
-// start together (scripts/run-all.sh).
-func waitForFile(ctx context.Context, path string, max time.Duration, log *slog.Logger) {
-	deadline := time.Now().Add(max)
-	logged := false
-	for time.Now().Before(deadline) {
-		if _, err := os.Stat(path); err == nil || !errors.Is(err, os.ErrNotExist) {
-			return
-		}
-		if !logged {
-			log.Info(fmt.Sprintf("waiting for %s (start devidp, or set DEVIDP_CA_FILE)", path))
-			logged = true
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
 }

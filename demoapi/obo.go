@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/entra-go/secure-api/internal/httpx"
+	"github.com/entra-go/secure-api/internal/svc"
 	"github.com/entra-go/secure-api/obo"
 )
 
@@ -63,13 +64,13 @@ type OBOConfig struct {
 //	OBO_CACHE_KEY_FILE           a file holding them
 func LoadOBOConfig(getenv func(string) string, base Config) (OBOConfig, error) {
 	c := OBOConfig{
-		UpstreamURL:        or(getenv("UPSTREAM_URL"), "http://localhost:5051/v1.0/me"),
-		Scopes:             list(or(getenv("UPSTREAM_SCOPES"), "https://graph.microsoft.com/User.Read")),
+		UpstreamURL:        svc.Or(getenv("UPSTREAM_URL"), "http://localhost:5051/v1.0/me"),
+		Scopes:             svc.List(svc.Or(getenv("UPSTREAM_SCOPES"), "https://graph.microsoft.com/User.Read")),
 		Timeout:            10 * time.Second,
 		CertFile:           getenv("API_CLIENT_CERT_FILE"),
 		KeyFile:            getenv("API_CLIENT_KEY_FILE"),
 		Secret:             getenv("API_CLIENT_SECRET"),
-		FederatedTokenFile: or(getenv("API_FEDERATED_TOKEN_FILE"), getenv("AZURE_FEDERATED_TOKEN_FILE")),
+		FederatedTokenFile: svc.Or(getenv("API_FEDERATED_TOKEN_FILE"), getenv("AZURE_FEDERATED_TOKEN_FILE")),
 		RedisAddr:          getenv("OBO_REDIS_ADDR"),
 		RedisPassword:      getenv("OBO_REDIS_PASSWORD"),
 		RedisPrefix:        getenv("OBO_REDIS_PREFIX"),
@@ -117,7 +118,7 @@ func LoadOBOConfig(getenv func(string) string, base Config) (OBOConfig, error) {
 	if c.RedisAddr != "" && c.CacheKey == "" {
 		return c, errors.New("OBO_REDIS_ADDR needs OBO_CACHE_KEY or OBO_CACHE_KEY_FILE (tokens are encrypted at rest; generate one with: head -c32 /dev/urandom | base64)")
 	}
-	if c.CertFile == "" && c.Secret == "" && c.FederatedTokenFile == "" && base.Mode == "local" {
+	if c.CertFile == "" && c.Secret == "" && c.FederatedTokenFile == "" && base.Mode == svc.ModeLocal {
 		c.LocalDevSecret = true
 	}
 	return c, nil

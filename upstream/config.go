@@ -2,16 +2,16 @@ package main
 
 import (
 	"strings"
+
+	"github.com/entra-go/secure-api/internal/svc"
 )
 
 // Defaults for the local mode (DESIGN §3).
 const (
-	defaultTenantID = "2dcbe9d9-33d9-44a7-b4e9-b846975b02ad"
-	graphAppID      = "00000003-0000-0000-c000-000000000000"
-	graphAppIDURI   = "https://graph.microsoft.com"
-	defaultAddr     = "localhost:5051"
-	defaultCAFile   = ".devidp/ca.pem"
-	localAuthority  = "https://localhost:8443/" + defaultTenantID
+	graphAppID     = "00000003-0000-0000-c000-000000000000"
+	graphAppIDURI  = "https://graph.microsoft.com"
+	defaultAddr    = "localhost:5051"
+	localAuthority = svc.LocalAuthority
 )
 
 // Config is upstream's whole configuration, read from the environment.
@@ -40,30 +40,13 @@ type Config struct {
 //	DEVIDP_CA_FILE      CA certificate to trust for the IdP (default .devidp/ca.pem in local mode)
 func LoadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
-		Mode:          "local",
-		Addr:          or(getenv("UPSTREAM_ADDR"), defaultAddr),
-		Authority:     getenv("AUTHORITY"),
-		ClientID:      or(getenv("UPSTREAM_CLIENT_ID"), graphAppID),
-		Audiences:     list(or(getenv("UPSTREAM_AUDIENCE"), graphAppIDURI)),
-		Scope:         or(getenv("UPSTREAM_SCOPE"), "User.Read"),
-		CAFile:        getenv("DEVIDP_CA_FILE"),
+		Addr:          svc.Or(getenv("UPSTREAM_ADDR"), defaultAddr),
+		ClientID:      svc.Or(getenv("UPSTREAM_CLIENT_ID"), graphAppID),
+		Audiences:     svc.List(svc.Or(getenv("UPSTREAM_AUDIENCE"), graphAppIDURI)),
+		Scope:         svc.Or(getenv("UPSTREAM_SCOPE"), "User.Read"),
 		DirectoryFile: getenv("DEVIDP_DIRECTORY"),
 	}
-	tenant := getenv("TENANT_ID")
-	switch {
-	case c.Authority == "" && tenant == "":
-		c.Authority = localAuthority
-		if c.CAFile == "" {
-			c.CAFile = defaultCAFile
-		}
-	case c.Authority == "":
-		c.Authority = "https://login.microsoftonline.com/" + tenant
-		c.Mode = "entra"
-	default:
-		if !strings.HasPrefix(c.Authority, "https://localhost:") && !strings.HasPrefix(c.Authority, "https://127.0.0.1:") {
-			c.Mode = "entra"
-		}
-	}
+	c.Authority, c.Mode, c.CAFile = svc.ResolveAuthority(getenv)
 	// Entra issues v1 tokens with aud = the App ID URI as requested, with or
 	// without a trailing slash.
 	for _, a := range c.Audiences {
@@ -72,15 +55,4 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 	}
 	return c, nil
-}
-
-func or(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
-}
-
-func list(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
 }
