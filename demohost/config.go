@@ -5,17 +5,17 @@ import (
 	"net/url"
 	"os"
 	"strings"
+
+	"github.com/entra-go/secure-api/internal/svc"
 )
 
 // Defaults for the local mode: the emulator's authority and the default
 // directory's ids (DESIGN §3), so the page works with zero configuration.
 const (
-	defaultTenantID    = "2dcbe9d9-33d9-44a7-b4e9-b846975b02ad"
 	defaultSPAClientID = "88374b94-683c-41e9-a4d0-40a9685e8661"
 	defaultAPIClientID = "68fee0a8-293c-4256-8007-b5453b634b61"
 	defaultAddr        = "localhost:30662"
 	defaultAPIBaseURL  = "http://localhost:5050"
-	localIdPHost       = "localhost:8443"
 )
 
 // PageConfig is what the page reads from /config.json. One set of static
@@ -61,27 +61,22 @@ type Config struct {
 //	STATIC_DIR         serve the page from this folder instead of the embedded copy
 //	DEVIDP_CA_FILE     dev CA for the server-side authority probe (default .devidp/ca.pem if present)
 func LoadConfig(getenv func(string) string) (Config, error) {
-	env := func(k, def string) string {
-		if v := strings.TrimSpace(getenv(k)); v != "" {
-			return v
-		}
-		return def
-	}
+	env := func(k, def string) string { return svc.Or(strings.TrimSpace(getenv(k)), def) }
 	c := Config{Addr: env("ADDR", defaultAddr), StaticDir: env("STATIC_DIR", "")}
 
 	tenant := env("TENANT_ID", "")
-	mode := "local"
+	mode := svc.ModeLocal
 	authority := env("AUTHORITY", "")
 	switch {
 	case authority != "":
 		if tenant != "" || !isLocalHost(authority) {
-			mode = "entra"
+			mode = svc.ModeEntra
 		}
 	case tenant != "":
-		mode = "entra"
+		mode = svc.ModeEntra
 		authority = "https://login.microsoftonline.com/" + tenant
 	default:
-		authority = "https://" + localIdPHost + "/" + defaultTenantID
+		authority = svc.LocalAuthority
 	}
 	authority = strings.TrimRight(authority, "/")
 	au, err := url.Parse(authority)
@@ -90,7 +85,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return c, fmt.Errorf("AUTHORITY %q: must be an absolute https URL", authority)
 	}
 
-	known := splitList(env("KNOWN_AUTHORITIES", ""))
+	known := svc.List(env("KNOWN_AUTHORITIES", ""))
 	if len(known) == 0 && !isMicrosoftHost(au.Hostname()) {
 		// Without it msal-browser asks login.microsoftonline.com for cloud
 		// discovery and fails with untrusted_authority (protocol-facts §6.2).
@@ -102,7 +97,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return c, fmt.Errorf("API_BASE_URL %q: must be an absolute http(s) URL", apiBase)
 	}
 	apiClientID := env("API_CLIENT_ID", defaultAPIClientID)
-	scopes := splitList(env("API_SCOPES", "api://"+apiClientID+"/access_as_user"))
+	scopes := svc.List(env("API_SCOPES", "api://"+apiClientID+"/access_as_user"))
 
 	redirect := env("REDIRECT_URI", "http://"+c.Addr+"/redirect.html")
 	ru, err := url.Parse(redirect)
@@ -127,12 +122,12 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		DiscoveryURL:          discovery,
 	}
 	c.CAFile = env("DEVIDP_CA_FILE", "")
-	if mode == "local" {
+	if mode == svc.ModeLocal {
 		c.Page.TrustHelp = "The emulator's certificate is issued by a dev CA created on its first run (.devidp/ca.pem). " +
 			"Open the link once and accept the warning, or trust .devidp/ca.pem in your browser or OS (README: \"Trusting its CA\")."
 		if c.CAFile == "" {
-			if _, err := os.Stat(".devidp/ca.pem"); err == nil {
-				c.CAFile = ".devidp/ca.pem"
+			if _, err := os.Stat(svc.DefaultCAFile); err == nil {
+				c.CAFile = svc.DefaultCAFile
 			}
 		}
 	}
@@ -146,17 +141,6 @@ func origin(raw string) string {
 		return ""
 	}
 	return u.Scheme + "://" + u.Host
-}
-
-func splitList(s string) []string {
-	f := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
-	out := make([]string, 0, len(f))
-	for _, v := range f {
-		if v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 func isLocalHost(raw string) bool {

@@ -12,24 +12,17 @@ import (
 	"mime"
 	"net/http"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/entra-go/secure-api/internal/httpx"
+	"github.com/entra-go/secure-api/internal/svc"
 	"github.com/entra-go/secure-api/static"
 )
 
-func main() {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(log); err != nil {
-		log.Error("demohost", "err", err)
-		os.Exit(1)
-	}
-}
+func main() { svc.Main("demohost", run) }
 
-func run(log *slog.Logger) error {
+func run(ctx context.Context, log *slog.Logger) error {
 	cfg, err := LoadConfig(os.Getenv)
 	if err != nil {
 		return err
@@ -47,8 +40,6 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	log.Info("demohost", "url", "http://"+cfg.Addr+"/", "mode", cfg.Page.Mode,
 		"authority", cfg.Page.Authority, "api", cfg.Page.APIBaseURL, "embedded", cfg.StaticDir == "")
 	return httpx.Serve(ctx, httpx.NewServer(cfg.Addr, h), log)
