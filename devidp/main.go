@@ -16,30 +16,20 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/entra-go/secure-api/entraemu"
 	"github.com/entra-go/secure-api/internal/devtls"
+	"github.com/entra-go/secure-api/internal/svc"
 )
 
 func main() {
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if err := run(log, os.Args[1:]); err != nil {
-		log.Error("devidp failed", "err", err)
-		os.Exit(1)
-	}
+	svc.Main("devidp failed", func(ctx context.Context, log *slog.Logger) error { return run(ctx, log, os.Args[1:]) })
 }
 
-func env(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
+func env(name, def string) string { return svc.Or(os.Getenv(name), def) }
 
 type options struct {
 	addr, stateDir, directory, issuerHost string
@@ -61,7 +51,7 @@ func parseFlags(args []string) (options, error) {
 	return o, nil
 }
 
-func run(log *slog.Logger, args []string) error {
+func run(ctx context.Context, log *slog.Logger, args []string) error {
 	o, err := parseFlags(args)
 	if err != nil {
 		return err
@@ -106,7 +96,7 @@ func run(log *slog.Logger, args []string) error {
 		"authority", "https://"+o.issuerHost+"/"+dir.Tenant.ID,
 		"ca", caPath, "spki_sha256", bundle.LeafSPKIHash(), "addr", o.addr)
 	fmt.Fprintf(os.Stderr, "devidp: authority https://%s/%s\ndevidp: dev CA certificate %s (trust it, see README)\n", o.issuerHost, dir.Tenant.ID, caPath)
-	return serve(log, srv, listeners)
+	return serve(ctx, log, srv, listeners)
 }
 
 // listen binds the address; "localhost" means both loopback addresses (no
@@ -134,9 +124,7 @@ func listen(host, port string) ([]net.Listener, error) {
 	return ls, nil
 }
 
-func serve(log *slog.Logger, srv *http.Server, ls []net.Listener) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+func serve(ctx context.Context, log *slog.Logger, srv *http.Server, ls []net.Listener) error {
 	errc := make(chan error, len(ls))
 	var wg sync.WaitGroup
 	for _, l := range ls {
