@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"time"
 
 	"github.com/entra-go/secure-api/apiauth"
 	"github.com/entra-go/secure-api/internal/httpx"
@@ -30,10 +29,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Mode == svc.ModeLocal {
-		svc.WaitForFile(ctx, cfg.CAFile, 30*time.Second, log)
-	}
-	client, err := httpx.ClientTrusting(cfg.CAFile, 10*time.Second)
+	client, err := svc.IdPClient(ctx, cfg.Mode, cfg.CAFile, log)
 	if err != nil {
 		return err
 	}

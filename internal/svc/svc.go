@@ -11,11 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/entra-go/secure-api/internal/httpx"
 )
 
 // Modes: local is the devidp emulator on this machine, entra a real tenant.
@@ -116,4 +119,15 @@ func WaitForFile(ctx context.Context, path string, max time.Duration, log *slog.
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// IdPClient returns the HTTP client a service uses to reach the identity
+// provider (discovery, keys, token endpoint): system roots plus caFile when
+// set, 10s timeout. In local mode it first waits (up to 30s) for the
+// emulator to write caFile.
+func IdPClient(ctx context.Context, mode, caFile string, log *slog.Logger) (*http.Client, error) {
+	if mode == ModeLocal {
+		WaitForFile(ctx, caFile, 30*time.Second, log)
+	}
+	return httpx.ClientTrusting(caFile, 10*time.Second)
 }

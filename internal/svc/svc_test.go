@@ -3,7 +3,11 @@ package svc
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -109,5 +113,38 @@ func TestWaitForFile(t *testing.T) {
 	WaitForFile(ctx, filepath.Join(dir, "never.pem"), time.Minute, log)
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("cancel: returned after %v", d)
+	}
+}
+
+func TestIdPClient(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	defer srv.Close()
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+
+	// Entra mode does not wait for the file: a missing one is an error at once.
+	start := time.Now()
+	if _, err := IdPClient(context.Background(), ModeEntra, caFile, log); err == nil || time.Since(start) > time.Second {
+		t.Fatalf("entra mode, missing CA file: err %v after %v", err, time.Since(start))
+	}
+
+	// Local mode waits for the emulator to write it, then trusts it.
+	timer := time.AfterFunc(400*time.Millisecond, func() { _ = os.WriteFile(caFile, caPEM, 0o600) })
+	defer timer.Stop()
+	c, err := IdPClient(context.Background(), ModeLocal, caFile, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Timeout != 10*time.Second {
+		t.Errorf("timeout %v", c.Timeout)
+	}
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
 	}
 }
