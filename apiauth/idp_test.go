@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/entra-go/secure-api/apiauth"
+	"github.com/entra-go/secure-api/internal/testkit"
 )
 
 // A minimal in-test identity provider: discovery (v1, v2, common), JWKS
@@ -250,25 +251,12 @@ func (idp *testIDP) appClaims(tenant string) map[string]any {
 	}
 }
 
+// Helpers shared with the tests of other packages (internal/testkit).
+
 // logBuffer collects log output to check that no token leaks into logs.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
+type logBuffer = testkit.SyncBuffer
 
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+var discardLogger = testkit.DiscardLogger
 
 // newValidator builds a validator against idp and waits for its keys.
 func newValidator(t testing.TB, idp *testIDP, mod func(*apiauth.Config)) *apiauth.Validator {

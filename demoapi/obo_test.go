@@ -36,6 +36,8 @@ import (
 
 	"github.com/entra-go/secure-api/apiauth"
 	"github.com/entra-go/secure-api/entraemu"
+	"github.com/entra-go/secure-api/internal/testkit"
+	"github.com/entra-go/secure-api/internal/testkit/testredis"
 	"github.com/entra-go/secure-api/obo"
 	"github.com/entra-go/secure-api/upstream/graph"
 )
@@ -44,7 +46,7 @@ const (
 	oboGrant  = "token:urn:ietf:params:oauth:grant-type:jwt-bearer"
 	apiScope  = "api://68fee0a8-293c-4256-8007-b5453b634b61/access_as_user"
 	readerOID = "e35a8c02-2ed7-489f-ac07-c14c1234b3c6"
-	redisAddr = "127.0.0.1:6379"
+	redisAddr = testredis.Addr
 )
 
 // world is one emulator, one upstream and one or more demoapi instances.
@@ -599,28 +601,7 @@ func directoryWithUsers(t testing.TB, n int) (*entraemu.Directory, []string) {
 
 // testRedis skips when the local Redis is unreachable and returns a unique
 // key prefix whose keys are deleted at cleanup.
-func testRedis(t testing.TB) (*redis.Client, string) {
-	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, DialTimeout: time.Second})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		_ = rdb.Close()
-		t.Skipf("Redis at %s unreachable (%v): skipping the shared-cache test (CI has Redis there)", redisAddr, err)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	prefix := "obo-it:" + hex.EncodeToString(b) + ":"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
-		_ = rdb.Close()
-	})
-	return rdb, prefix
-}
+func testRedis(t testing.TB) (*redis.Client, string) { return testredis.Open(t, "obo-it:") }
 
 func TestOBOSharedRedisAcrossInstances(t *testing.T) {
 	rdb, prefix := testRedis(t)
@@ -801,24 +782,10 @@ func TestOBOIsolationUnderLoad(t *testing.T) {
 	}
 }
 
-func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+// Helpers shared with the tests of other packages (internal/testkit).
+var discard = testkit.DiscardLogger
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testkit.SyncBuffer
 
 // tcpProxy forwards to a target; the test switches it to refuse (drop every
 // connection and refuse new ones) or hang (accept, never answer).

@@ -1,14 +1,10 @@
 package obo
 
 import (
-	"bytes"
-	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +15,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/entra-go/secure-api/internal/testkit"
+	"github.com/entra-go/secure-api/internal/testkit/testredis"
 )
 
 // fakeIdP is a minimal Entra-shaped authority (discovery + token endpoint)
@@ -120,47 +119,17 @@ func (f *fakeIdP) client(t testing.TB, mod func(*Config)) *Client {
 	return c
 }
 
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+// Helpers shared with the tests of other packages (internal/testkit).
+var discardLogger = testkit.DiscardLogger
 
 // syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+type syncBuffer = testkit.SyncBuffer
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-const redisAddr = "127.0.0.1:6379"
+const redisAddr = testredis.Addr
 
 // testRedis connects to the local Redis or skips. It returns a unique key
 // prefix for this test and deletes its keys at cleanup.
-func testRedis(t testing.TB) (*redis.Client, string) {
-	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		_ = rdb.Close()
-		t.Skipf("Redis at %s unreachable (%v): skipping the Redis-backed test (CI has Redis there)", redisAddr, err)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	prefix := "obo-test:" + hex.EncodeToString(b) + ":"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
-		_ = rdb.Close()
-	})
-	return rdb, prefix
-}
+func testRedis(t testing.TB) (*redis.Client, string) { return testredis.Open(t, "obo-test:") }
 
 // tcpProxy forwards to target until closed; closing it drops every
 // connection, which looks to clients like the target going down.

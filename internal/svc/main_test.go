@@ -1,17 +1,17 @@
 package svc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/entra-go/secure-api/internal/testkit"
 )
 
 // TestMainHelper is the child process of TestMainExitAndSignal.
@@ -32,29 +32,11 @@ func TestMainHelper(t *testing.T) {
 	}
 }
 
-// lockedBuffer is written by exec's copying goroutine while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestMainExitAndSignal(t *testing.T) {
-	helper := func(mode string) (*exec.Cmd, *lockedBuffer) {
+	helper := func(mode string) (*exec.Cmd, *testkit.SyncBuffer) {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestMainHelper$")
 		cmd.Env = append(os.Environ(), "SVC_MAIN_HELPER="+mode)
-		stderr := &lockedBuffer{}
+		stderr := &testkit.SyncBuffer{} // written by exec while the test reads it
 		cmd.Stderr = stderr
 		return cmd, stderr
 	}
