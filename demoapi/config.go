@@ -54,6 +54,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		AllowedOrigins: svc.List(svc.Or(getenv("ALLOWED_ORIGIN"), defaultOrigin)),
 	}
 	c.Authority, c.Mode, c.CAFile = svc.ResolveAuthority(getenv)
+	if len(c.AllowedOrigins) == 0 {
+		// rs/cors reads an empty list as "every origin": fail closed instead.
+		return c, errors.New("ALLOWED_ORIGIN: empty; list the page origin(s), e.g. http://localhost:30662")
+	}
 	for _, o := range c.AllowedOrigins {
 		if o == "*" || strings.Contains(o, "*") {
 			return c, errors.New("ALLOWED_ORIGIN: wildcards are not allowed; list the page origin(s)")

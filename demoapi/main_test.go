@@ -140,6 +140,12 @@ func TestLoadConfig(t *testing.T) {
 	if _, err := LoadConfig(func(k string) string { return map[string]string{"ALLOWED_ORIGIN": "*"}[k] }); err == nil {
 		t.Fatal("wildcard origin accepted")
 	}
+	// A set but blank list must not become rs/cors' "allow every origin".
+	for _, blank := range []string{" ", ",", " , "} {
+		if _, err := LoadConfig(func(k string) string { return map[string]string{"ALLOWED_ORIGIN": blank}[k] }); err == nil {
+			t.Fatalf("ALLOWED_ORIGIN=%q accepted", blank)
+		}
+	}
 }
 
 func TestAPIAndHealth(t *testing.T) {

@@ -129,9 +129,10 @@ func (w *world) api(o apiOpts) string {
 	t := w.t
 	t.Helper()
 	env := map[string]string{
-		"AUTHORITY":    w.idp.Authority,
-		"UPSTREAM_URL": w.upstream.URL + "/v1.0/me",
-		"OBO_TIMEOUT":  "15s", // generous: -race on a loaded 2-core machine; the bounded cases set 3s
+		"AUTHORITY":      w.idp.Authority,
+		"DEVIDP_CA_FILE": w.idp.CAFile(t),
+		"UPSTREAM_URL":   w.upstream.URL + "/v1.0/me",
+		"OBO_TIMEOUT":    "15s", // generous: -race on a loaded 2-core machine; the bounded cases set 3s
 	}
 	if sec := w.dir.App(entraemu.APIClientID).Secrets; len(sec) > 0 {
 		env["API_CLIENT_SECRET"] = sec[0]

@@ -78,6 +78,9 @@ func ResolveAuthority(getenv func(string) string) (authority, mode, caFile strin
 	default:
 		if !strings.HasPrefix(authority, "https://localhost:") && !strings.HasPrefix(authority, "https://127.0.0.1:") {
 			mode = ModeEntra
+		} else if caFile == "" {
+			// An explicit emulator authority still trusts the emulator's CA.
+			caFile = DefaultCAFile
 		}
 	}
 	return authority, mode, caFile
@@ -103,6 +106,9 @@ func List(s string) []string {
 // or when the file exists or cannot be checked (the client that reads it
 // reports the real error).
 func WaitForFile(ctx context.Context, path string, max time.Duration, log *slog.Logger) {
+	if path == "" {
+		return // nothing to wait for
+	}
 	deadline := time.Now().Add(max)
 	logged := false
 	for time.Now().Before(deadline) {

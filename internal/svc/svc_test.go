@@ -30,11 +30,11 @@ func TestResolveAuthority(t *testing.T) {
 		{"tenant id keeps a CA file", map[string]string{"TENANT_ID": "t1", "DEVIDP_CA_FILE": "/x/ca.pem"},
 			"https://login.microsoftonline.com/t1", "entra", "/x/ca.pem"},
 		{"authority at localhost", map[string]string{"AUTHORITY": "https://localhost:9443/t1"},
-			"https://localhost:9443/t1", "local", ""},
+			"https://localhost:9443/t1", "local", ".devidp/ca.pem"},
 		{"authority at 127.0.0.1", map[string]string{"AUTHORITY": "https://127.0.0.1:8443/t1", "DEVIDP_CA_FILE": "ca.pem"},
 			"https://127.0.0.1:8443/t1", "local", "ca.pem"},
 		{"authority wins over tenant id", map[string]string{"AUTHORITY": "https://localhost:8443/t1", "TENANT_ID": "t2"},
-			"https://localhost:8443/t1", "local", ""},
+			"https://localhost:8443/t1", "local", ".devidp/ca.pem"},
 		{"other authority", map[string]string{"AUTHORITY": "https://login.microsoftonline.com/organizations"},
 			"https://login.microsoftonline.com/organizations", "entra", ""},
 		{"look-alike host", map[string]string{"AUTHORITY": "https://localhost.example.com/t1"},
@@ -75,11 +75,18 @@ func TestWaitForFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ca.pem")
 
+	// An empty path (no CA file configured) returns at once.
+	start := time.Now()
+	WaitForFile(context.Background(), "", time.Minute, log)
+	if time.Since(start) > time.Second {
+		t.Fatal("WaitForFile waited for an empty path")
+	}
+
 	// Present: returns at once, logs nothing.
 	if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
+	start = time.Now()
 	WaitForFile(context.Background(), path, 5*time.Second, log)
 	if time.Since(start) > time.Second || buf.Len() != 0 {
 		t.Fatalf("present file: %v, log %q", time.Since(start), buf.String())
