@@ -178,12 +178,12 @@ func (s *Server) grantRefreshToken(t *tokenRequest) (map[string]any, *oauthError
 		return nil, missingParam("refresh_token")
 	}
 	now := s.now()
+	key := hashKey(rt)
 	s.mu.Lock()
-	g := s.refreshes[hashKey(rt)]
+	g := s.refreshes[key]
 	var used bool
-	if g != nil && strings.EqualFold(g.clientID, t.client.AppID) && now.Before(g.expires) {
+	if g != nil {
 		used = g.used
-		g.used = true
 	}
 	s.mu.Unlock()
 	switch {
@@ -196,7 +196,7 @@ func (s *Server) grantRefreshToken(t *tokenRequest) (map[string]any, *oauthError
 	case !now.Before(g.expires):
 		return nil, invalidGrant(700084, "The refresh token was issued to a single page app (SPA), and therefore has a fixed, limited lifetime of 1.00:00:00, which cannot be extended. It is now expired and a new sign in request must be sent by the SPA to the sign in page.")
 	case used:
-		return nil, invalidGrant(70000, "Provided grant is invalid or malformed: the refresh token was already redeemed (devidp rotates refresh tokens).")
+		return nil, refreshRedeemed()
 	}
 	if !g.public {
 		if e := t.requireCredential(); e != nil {
@@ -221,10 +221,34 @@ func (s *Server) grantRefreshToken(t *tokenRequest) (map[string]any, *oauthError
 	if e := s.checkCA(g.who, q.resource); e != nil {
 		return nil, e
 	}
+	// Only now, with every check passed, is the token spent: Entra keeps a
+	// refresh token valid after a failed redemption (a wrong scope, a
+	// missing secret or Origin must not log the user out). The
+	// compare-and-set under the lock makes a concurrent double redemption
+	// fail for all but one.
+	if !s.spendRefresh(key, g) {
+		return nil, refreshRedeemed()
+	}
 	q.oidc["offline_access"] = true // a refresh grant always returns the rotated refresh token
 	opt := refreshOptions{spa: g.spa, public: g.public}
 	if g.spa {
 		opt.expires = g.expires
 	}
 	return s.delegatedResponse(t, q, scp, g.who, rc, opt, "")
+}
+
+// refreshRedeemed is the refusal of a refresh token already redeemed.
+func refreshRedeemed() *oauthError {
+	return invalidGrant(70000, "Provided grant is invalid or malformed: the refresh token was already redeemed (devidp rotates refresh tokens).")
+}
+
+// spendRefresh marks g (stored under key) used; false if it already was.
+func (s *Server) spendRefresh(key string, g *refreshGrant) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refreshes[key] != g || g.used {
+		return false
+	}
+	g.used = true
+	return true
 }
