@@ -86,6 +86,9 @@ func (s *Server) grantAuthorizationCode(t *tokenRequest) (map[string]any, *oauth
 	if e := s.checkCA(c.who, q.resource); e != nil {
 		return nil, e
 	}
+	if e := s.checkRequestedClaims(c.who, rc, q.resource); e != nil {
+		return nil, e
+	}
 	opt := refreshOptions{spa: c.kind == redirectSPA, public: !t.authed}
 	return s.delegatedResponse(t, q, scp, c.who, rc, opt, c.nonce)
 }

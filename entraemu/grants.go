@@ -117,6 +117,9 @@ func (s *Server) grantPassword(t *tokenRequest) (map[string]any, *oauthError) {
 	if e := s.checkCA(who, q.resource); e != nil {
 		return nil, e
 	}
+	if e := s.checkRequestedClaims(who, rc, q.resource); e != nil {
+		return nil, e
+	}
 	return s.delegatedResponse(t, q, scp, who, rc, refreshOptions{public: !t.authed}, "")
 }
 
@@ -219,6 +222,9 @@ func (s *Server) grantRefreshToken(t *tokenRequest) (map[string]any, *oauthError
 		return nil, e
 	}
 	if e := s.checkCA(g.who, q.resource); e != nil {
+		return nil, e
+	}
+	if e := s.checkRequestedClaims(g.who, rc, q.resource); e != nil {
 		return nil, e
 	}
 	// Only now, with every check passed, is the token spent: Entra keeps a

@@ -57,6 +57,9 @@ func (s *Server) grantOnBehalfOf(t *tokenRequest) (map[string]any, *oauthError) 
 	if e := s.checkCA(who, q.resource); e != nil {
 		return nil, e
 	}
+	if e := s.checkRequestedClaims(who, rc, q.resource); e != nil {
+		return nil, e
+	}
 	// Entra's OBO response has no id token (the middle tier is not the
 	// user's client), even though MSAL asks for openid.
 	delete(q.oidc, "openid")

@@ -269,3 +269,20 @@ func (s *Server) checkCA(who principal, res *App) *oauthError {
 	}
 	return errorForCode(code, res.AppID, mfaChallenge(p.ID))
 }
+
+// checkRequestedClaims refuses a token whose claims request names an
+// authentication context (acrs) or a conditional-access policy (capolids)
+// that who has not satisfied. The emulator's auth contexts and named
+// policies all mean MFA: like Entra, the token endpoint cannot do the
+// step-up itself, so it answers interaction_required with the claims the
+// client must take to the authorize page (which then asks for MFA).
+func (s *Server) checkRequestedClaims(who principal, rc requestedClaims, res *App) *oauthError {
+	if who.hasMFA() || (len(rc.acrs) == 0 && len(rc.capolids) == 0) {
+		return nil
+	}
+	code := 50076
+	if !who.user.MFARegistered {
+		code = 50079
+	}
+	return errorForCode(code, res.AppID, rc.challenge())
+}

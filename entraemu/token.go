@@ -303,9 +303,13 @@ func (s *Server) rememberJTI(key string, exp time.Time) bool {
 // client_info as requested) of a delegated grant.
 func (s *Server) delegatedResponse(t *tokenRequest, q *scopeRequest, scp []string, who principal, rc requestedClaims, rt refreshOptions, nonce string) (map[string]any, *oauthError) {
 	lifetime := s.userLifetime()
+	var acrs []string
+	if who.hasMFA() { // an auth context is stamped only when satisfied
+		acrs = rc.acrs
+	}
 	at, err := s.mintAccessToken(accessTokenSpec{
 		client: t.client, clientAcr: t.acr, resource: q.resource, audience: q.audience, who: who,
-		scp: scp, roles: userRoles(who.user, q.resource), xmsCC: rc.xmsCC, acrs: rc.acrs, lifetime: lifetime,
+		scp: scp, roles: userRoles(who.user, q.resource), xmsCC: rc.xmsCC, acrs: acrs, lifetime: lifetime,
 	})
 	if err != nil {
 		return nil, newErr(500, "server_error", 90100, "Token signing failed.")

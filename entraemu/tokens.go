@@ -184,6 +184,26 @@ func (c claimReq) all() []string {
 	return c.Values
 }
 
+// challenge is the claims challenge asking again for rc's auth contexts
+// and policies (JSON text, as in Entra's error body).
+func (rc requestedClaims) challenge() string {
+	at := map[string]any{}
+	claim := func(vals []string) map[string]any {
+		if len(vals) == 1 {
+			return map[string]any{"essential": true, "value": vals[0]}
+		}
+		return map[string]any{"essential": true, "values": vals}
+	}
+	if len(rc.acrs) > 0 {
+		at["acrs"] = claim(rc.acrs)
+	}
+	if len(rc.capolids) > 0 {
+		at["capolids"] = map[string]any{"essential": true, "values": rc.capolids}
+	}
+	b, _ := json.Marshal(map[string]any{"access_token": at})
+	return string(b)
+}
+
 // parseClaims decodes the claims parameter (JSON text); "" is no claims.
 func parseClaims(raw string) (requestedClaims, *oauthError) {
 	var rc requestedClaims
