@@ -527,6 +527,48 @@ func TestOBOFailuresAreBounded(t *testing.T) {
 	w.upstreamFault.Store(nil)
 }
 
+// TestOBORefusedTokenIsReplaced: when the upstream refuses the downstream
+// token, the next request exchanges again at the emulator instead of getting
+// the refused token back from MSAL's own cache.
+func TestOBORefusedTokenIsReplaced(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	api := w.api(apiOpts{})
+	tok := w.userToken("reader@dev.test")
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	refuse := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.Header.Get("Authorization")] = true
+		mu.Unlock()
+		rw.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		rw.WriteHeader(401)
+	})
+	w.upstreamFault.Store(&refuse)
+	for i := 0; i < 3; i++ {
+		if a := callOBO(t, api, tok); a.status != 502 || a.body["upstream_status"] != float64(401) {
+			t.Fatalf("refusal %d: %d %v", i, a.status, a.body)
+		}
+	}
+	if n := w.oboGrants(); n != 3 {
+		t.Fatalf("three refusals: %d OBO grants at the emulator, want 3", n)
+	}
+	mu.Lock()
+	if len(seen) != 3 {
+		t.Fatalf("the upstream got %d distinct tokens in 3 calls: a refused token was sent again", len(seen))
+	}
+	mu.Unlock()
+	w.upstreamFault.Store(nil)
+	if a := callOBO(t, api, tok); a.status != 200 || a.source() != "idp" || a.upstreamID() != readerOID {
+		t.Fatalf("after the refusals: %d %v", a.status, a.body)
+	}
+	if a := callOBO(t, api, tok); a.status != 200 || a.source() != "cache" {
+		t.Fatalf("then cached: %d %v", a.status, a.body)
+	}
+	if n := w.oboGrants(); n != 4 {
+		t.Fatalf("%d OBO grants, want 4", n)
+	}
+}
+
 func TestOBOCacheCountsGrants(t *testing.T) {
 	dir, upns := directoryWithUsers(t, 50)
 	w := newWorld(t, worldOpts{dir: dir})

@@ -158,6 +158,9 @@ type Stats struct {
 	Coalesced    int64 // callers that joined another caller's exchange
 	Errors       int64
 	MSALClients  int64 // MSAL clients built (1 + rebuilds)
+	// MSALBypasses counts exchanges made with a fresh MSAL client because
+	// the key's token had been refused (Forget) and MSAL's cache still held it.
+	MSALBypasses int64
 }
 
 // Client acquires downstream tokens On-Behalf-Of callers. It is safe for
@@ -174,11 +177,33 @@ type Client struct {
 	shared   atomic.Int64
 	errs     atomic.Int64
 	builds   atomic.Int64
+	bypass   atomic.Int64
 	log      *slog.Logger
 	newMSAL  func() (confidential.Client, error)
 	timeNow  func() time.Time
 	authorty string
+	// discovery is whether MSAL runs instance discovery (see New).
+	discovery bool
+	// forgot holds the keys whose token a downstream API refused (Forget),
+	// while MSAL's shared client may still hold that token in its own cache:
+	// their exchanges use a fresh MSAL client (an empty cache), so that the
+	// refused token is never handed out again. Only the miss path reads it.
+	fmu    sync.Mutex
+	forgot map[Key]forgotMark
 }
+
+// forgotMark is one forgotten key: it applies while gen is the shared MSAL
+// client (a rebuilt client has not cached the refused token) and until the
+// refused token has expired.
+type forgotMark struct {
+	gen   *msalClient
+	until time.Time
+}
+
+// maxForgotten bounds Client.forgot. When it is full of live marks the
+// shared MSAL client is replaced instead (which drops every cached token, so
+// every mark is obsolete).
+const maxForgotten = 10000
 
 type msalClient struct {
 	c       confidential.Client
@@ -217,21 +242,17 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	discovery := microsoftHosts[strings.ToLower(u.Hostname())]
-	switch cfg.InstanceDiscovery {
-	case InstanceDiscoveryOn:
-		discovery = true
-	case InstanceDiscoveryOff:
-		discovery = false
-	}
+	discovery := instanceDiscovery(u.Hostname(), cfg.InstanceDiscovery)
 	authority := strings.TrimRight(cfg.Authority, "/")
 	c := &Client{
-		cfg:      cfg,
-		authz:    authority + "/oauth2/v2.0/authorize",
-		store:    cfg.Store,
-		log:      cfg.Logger,
-		timeNow:  time.Now,
-		authorty: authority,
+		cfg:       cfg,
+		authz:     authority + "/oauth2/v2.0/authorize",
+		store:     cfg.Store,
+		log:       cfg.Logger,
+		timeNow:   time.Now,
+		authorty:  authority,
+		discovery: discovery,
+		forgot:    map[Key]forgotMark{},
 	}
 	c.newMSAL = func() (confidential.Client, error) {
 		return confidential.New(authority, cfg.ClientID, cfg.Credential.cred,
@@ -247,6 +268,21 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
+// instanceDiscovery is whether MSAL's instance discovery runs for an
+// authority on host: on for Microsoft's own login hosts (MSAL's default, which
+// also resolves their aliases), off for any other host, where the discovery
+// call to login.microsoftonline.com would fail offline or name the wrong
+// cloud, unless mode forces it.
+func instanceDiscovery(host string, mode InstanceDiscovery) bool {
+	switch mode {
+	case InstanceDiscoveryOn:
+		return true
+	case InstanceDiscoveryOff:
+		return false
+	}
+	return microsoftHosts[strings.ToLower(host)]
+}
+
 // AuthorizeURL is the authority's authorize endpoint, the authorization_uri
 // of the challenges this API sends.
 func (c *Client) AuthorizeURL() string { return c.authz }
@@ -257,7 +293,7 @@ func (c *Client) Authority() string { return c.authorty }
 // Stats returns the counters.
 func (c *Client) Stats() Stats {
 	return Stats{CacheHits: c.hits.Load(), IdPExchanges: c.idp.Load(), Coalesced: c.shared.Load(),
-		Errors: c.errs.Load(), MSALClients: c.builds.Load()}
+		Errors: c.errs.Load(), MSALClients: c.builds.Load(), MSALBypasses: c.bypass.Load()}
 }
 
 // Key is the cache key for assertion and scopes at this client.
@@ -266,9 +302,53 @@ func (c *Client) Key(assertion string, scopes []string) Key {
 }
 
 // Forget drops the cached token for assertion and scopes, e.g. after the
-// downstream API refused it with a claims challenge.
+// downstream API refused it (a 401, a claims challenge). The token is never
+// served again: it leaves our store, and the next exchanges for the key skip
+// MSAL's own cache (which would otherwise hand the same token back) until the
+// refused token expires or the shared MSAL client is replaced.
 func (c *Client) Forget(ctx context.Context, assertion string, scopes []string) {
-	_ = c.store.Delete(ctx, c.Key(assertion, scopes))
+	k := c.Key(assertion, scopes)
+	now := time.Now()
+	until := now.Add(c.cfg.MSALMaxAge) // the current MSAL client is gone by then
+	if e, ok, _ := c.store.Get(ctx, k); ok && e.ExpiresOn.Before(until) {
+		until = e.ExpiresOn
+	}
+	gen := c.msal.Load()
+	c.fmu.Lock()
+	if len(c.forgot) >= maxForgotten {
+		for fk, m := range c.forgot {
+			if m.gen != gen || !now.Before(m.until) {
+				delete(c.forgot, fk)
+			}
+		}
+	}
+	full := len(c.forgot) >= maxForgotten
+	if full {
+		clear(c.forgot)
+	} else {
+		c.forgot[k] = forgotMark{gen: gen, until: until}
+	}
+	c.fmu.Unlock()
+	if full {
+		c.replaceMSAL(gen)
+	}
+	_ = c.store.Delete(ctx, k)
+}
+
+// forgotten reports whether k was forgotten while mc is the shared MSAL
+// client (so mc's cache may hold the refused token).
+func (c *Client) forgotten(k Key, mc *msalClient) bool {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	m, ok := c.forgot[k]
+	if !ok {
+		return false
+	}
+	if m.gen != mc || !time.Now().Before(m.until) {
+		delete(c.forgot, k)
+		return false
+	}
+	return true
 }
 
 type flight struct {
@@ -342,8 +422,7 @@ func (c *Client) exchange(parent context.Context, k Key, assertion string, scope
 			defer unlock()
 		}
 	}
-	mc := c.msalClient()
-	ar, err := mc.c.AcquireTokenOnBehalfOf(ctx, assertion, scopes)
+	ar, err := c.acquire(ctx, k, assertion, scopes)
 	if err != nil {
 		c.idp.Add(1)
 		oe := classifyIdP(err, ctx.Err(), scopes)
@@ -364,6 +443,25 @@ func (c *Client) exchange(parent context.Context, k Key, assertion string, scope
 	}
 	c.idp.Add(1)
 	return flight{e: e}, nil
+}
+
+// acquire asks MSAL for the token: the shared client normally; a fresh
+// client (no cache, so a network exchange) for a forgotten key, or when the
+// shared client answered from its cache for a key forgotten meanwhile.
+func (c *Client) acquire(ctx context.Context, k Key, assertion string, scopes []string) (confidential.AuthResult, error) {
+	mc := c.msalClient()
+	if !c.forgotten(k, mc) {
+		ar, err := mc.c.AcquireTokenOnBehalfOf(ctx, assertion, scopes)
+		if err != nil || ar.Metadata.TokenSource != confidential.TokenSourceCache || !c.forgotten(k, mc) {
+			return ar, err
+		}
+	}
+	fresh, err := c.newMSAL()
+	if err != nil { // cannot happen with a config New accepted
+		return confidential.AuthResult{}, &Error{Kind: KindInternal, Message: "the downstream token could not be obtained", Err: err}
+	}
+	c.bypass.Add(1)
+	return fresh.AcquireTokenOnBehalfOf(ctx, assertion, scopes)
 }
 
 // lockPoll is how often an instance waiting for another instance's exchange
@@ -424,6 +522,12 @@ func (c *Client) msalClient() *msalClient {
 	if mc.used.Add(1) <= int64(c.cfg.MSALMaxTokens) && time.Since(mc.created) < c.cfg.MSALMaxAge {
 		return mc
 	}
+	return c.replaceMSAL(mc)
+}
+
+// replaceMSAL replaces the shared MSAL client mc with a fresh one (unless
+// another goroutine already did) and returns the current client.
+func (c *Client) replaceMSAL(mc *msalClient) *msalClient {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cur := c.msal.Load(); cur != mc {

@@ -5,9 +5,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -74,13 +76,15 @@ func TestDownstreamErrors(t *testing.T) {
 			}
 		})
 	}
-	// A refused token is dropped from our cache (MSAL's own cache may still
-	// hold it: it is reported as such).
+	// A refused token is dropped from every cache, MSAL's included: the next
+	// call makes a new exchange.
 	setHandler(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{}`)) })
-	if res, err := d.Get(context.Background(), "user-a"); err != nil || res.Token.Tier == "memory" {
-		t.Fatalf("after a 401 our cached token must not be reused: %+v %v", res, err)
-	} else if res.Token.Source == SourceCache && res.Token.Tier != "msal" {
-		t.Fatalf("%+v", res.Token)
+	before := f.obo.Load()
+	if res, err := d.Get(context.Background(), "user-a"); err != nil || res.Token.Source != SourceIdP {
+		t.Fatalf("after a 401 the refused token must not be reused: %+v %v", res, err)
+	}
+	if f.obo.Load() != before+1 {
+		t.Fatal("no new OBO grant after the upstream refused the token")
 	}
 	up.Close()
 	if _, err := d.Get(context.Background(), "user-a"); err == nil || err.(*Error).Kind != KindUpstream {
@@ -123,5 +127,69 @@ func TestHandlerAnswersUpstreamAndTokenInfo(t *testing.T) {
 	h.ServeHTTP(w, r)
 	if w.Code != 401 {
 		t.Fatalf("%d", w.Code)
+	}
+}
+
+// TestRefusedTokenIsNeverSentAgain: each time the upstream refuses the
+// downstream token (401), the next call gets a new token from the IdP — not
+// the refused one back from MSAL's own cache — and once the upstream accepts
+// a token, it is cached again.
+func TestRefusedTokenIsNeverSentAgain(t *testing.T) {
+	f := newFakeIdP(t)
+	var minted atomic.Int64
+	f.set(0, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "expires_in": 3600,
+			"access_token": fmt.Sprintf("%s.%d", downstreamFor(r.PostForm.Get("assertion")), minted.Add(1))})
+	})
+	var refuse atomic.Bool
+	refuse.Store(true)
+	var mu sync.Mutex
+	var seen []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Get("Authorization"))
+		mu.Unlock()
+		if refuse.Load() {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="revoked"`)
+			w.WriteHeader(401)
+			return
+		}
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer up.Close()
+	c := f.client(t, nil)
+	d := &Downstream{Tokens: c, URL: up.URL, Scopes: graphScopes}
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if _, err := d.Get(ctx, "user-a"); err == nil || err.(*Error).UpstreamStatus != 401 {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if n := f.obo.Load(); n != 3 {
+		t.Fatalf("three refusals: %d OBO grants, want 3", n)
+	}
+	distinct := map[string]bool{}
+	for _, s := range seen {
+		distinct[s] = true
+	}
+	if len(seen) != 3 || len(distinct) != 3 {
+		t.Fatalf("the upstream saw %d tokens, %d distinct: a refused token was sent again", len(seen), len(distinct))
+	}
+	refuse.Store(false)
+	for i, want := range []Source{SourceIdP, SourceCache, SourceCache} {
+		res, err := d.Get(ctx, "user-a")
+		if err != nil || res.Token.Source != want {
+			t.Fatalf("after the refusals, call %d: %+v %v", i, res, err)
+		}
+	}
+	if n := f.obo.Load(); n != 4 {
+		t.Fatalf("%d grants, want 4", n)
+	}
+	if distinct[seen[len(seen)-1]] {
+		t.Fatal("a refused token was sent again")
+	}
+	if st := c.Stats(); st.MSALBypasses != 3 || st.MSALClients != 1 {
+		t.Fatalf("stats %+v", st)
 	}
 }
