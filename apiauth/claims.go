@@ -176,7 +176,8 @@ func (v *Validator) checkClaims(c *claims, key *verifyKey) (int64, error) {
 }
 
 func (v *Validator) checkIssuer(c *claims, key *verifyKey) error {
-	rules := v.keys.res.Load().rules
+	res := v.keys.res.Load()
+	rules := res.rules
 	var rule *issuerRule
 	for i := range rules {
 		r := &rules[i]
@@ -201,12 +202,12 @@ func (v *Validator) checkIssuer(c *claims, key *verifyKey) error {
 			return unauthorized(ReasonVersion, "v1.0 token, v1.0 not accepted; iss "+c.iss, fmt.Sprintf(hintV1, c.iss))
 		case c.ver == "2.0" && !v.v2:
 			return unauthorized(ReasonVersion, "v2.0 token, v2.0 not accepted; iss "+c.iss, fmt.Sprintf(hintV2, c.iss))
-		case v.tenant != "" && c.tid != "" && !strings.EqualFold(c.tid, v.tenant):
-			return unauthorized(ReasonTenant, "tid "+c.tid+" is not the API's tenant; iss "+c.iss, fmt.Sprintf(hintTenant, c.tid, "tenant "+v.tenant+" only"))
+		case res.tenant != "" && c.tid != "" && !strings.EqualFold(c.tid, res.tenant):
+			return unauthorized(ReasonTenant, "tid "+c.tid+" is not the API's tenant; iss "+c.iss, fmt.Sprintf(hintTenant, c.tid, "tenant "+res.tenant+" only"))
 		}
 		return unauthorized(ReasonIssuer, "iss "+c.iss+" not accepted", "")
 	}
-	if rule.template {
+	if rule.template || v.multi {
 		if !v.anyTenant && !v.tenants[strings.ToLower(c.tid)] {
 			return unauthorized(ReasonTenantNotAllowed, "tenant "+c.tid+" not on the allow-list", fmt.Sprintf(hintTenant, c.tid, "the tenants on its allow-list"))
 		}

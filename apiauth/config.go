@@ -13,10 +13,14 @@ import (
 // Config says which tokens the API accepts. Either Authority (issuers and
 // keys from OpenID discovery) or JWKSURL + Issuers must be set, and ClientID.
 type Config struct {
-	// Authority is the tenant authority, e.g.
-	// https://login.microsoftonline.com/{tenant-id} or, locally,
-	// https://localhost:8443/{tenant-id}. A multi-tenant API uses
-	// .../common or .../organizations and must set AllowedTenants.
+	// Authority is the tenant authority: https://login.microsoftonline.com/
+	// followed by the tenant id or one of its domain names
+	// (contoso.onmicrosoft.com), or, locally, https://localhost:8443/{tenant}.
+	// A trailing /v2.0 (the v2.0 issuer pasted as the authority) is removed.
+	// A multi-tenant API uses .../common, .../organizations or .../consumers
+	// and must set AllowedTenants; any other tenant segment is single-tenant,
+	// its tenant taken from the discovered issuer (a discovered {tenantid}
+	// issuer without AllowedTenants leaves the validator unready, 503).
 	// The v2.0 issuer comes from {Authority}/v2.0/.well-known/openid-configuration,
 	// the v1.0 issuer from {Authority}/.well-known/openid-configuration and
 	// the keys from the jwks_uri of the first accepted version's document.
@@ -38,8 +42,11 @@ type Config struct {
 	// accessTokenAcceptedVersion 2.
 	Versions []string
 
-	// AllowedTenants is the tenant allow-list for a multi-tenant authority
-	// ({tenantid} issuers). "*" allows any tenant (not recommended).
+	// AllowedTenants is the tenant allow-list (tenant ids) for a multi-tenant
+	// authority (common, organizations, consumers) or {tenantid} issuers; it
+	// is required for them, so that a multi-tenant API never accepts every
+	// tenant by accident. "*" allows any tenant (not recommended). With a
+	// multi-tenant authority every token's tid must be on the list.
 	AllowedTenants []string
 
 	// Algorithms is the header alg allow-list. Default RS256 (what Entra
@@ -53,10 +60,17 @@ type Config struct {
 	// Default 16 KiB.
 	MaxTokenSize int
 
-	// HTTPClient fetches discovery documents and keys. It must have a timeout
-	// and trust the IdP's CA. Default: a client with a 10 s timeout and the
-	// system roots.
+	// HTTPClient fetches discovery documents and keys. It must trust the
+	// IdP's CA. Default: a client with a 10 s timeout and the system roots.
+	// Its Timeout is not relied on: every fetch is also bounded by
+	// FetchTimeout.
 	HTTPClient *http.Client
+	// FetchTimeout bounds each discovery or key-set fetch (connection,
+	// headers and body), whatever HTTPClient.Timeout says, so that a hanging
+	// IdP can neither hold an unknown-kid refetch nor stall the background
+	// refreshes (one fetch at a time) and with them later key rotations.
+	// Default 10 s.
+	FetchTimeout time.Duration
 	// MinRefreshInterval is the minimum time between two key-set fetches
 	// caused by unknown kids. Default 1 minute. (Microsoft.Identity.Web: 5 min.)
 	MinRefreshInterval time.Duration
@@ -89,8 +103,16 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Authority != "" {
 		c.Authority = strings.TrimSuffix(c.Authority, "/")
+		// The v2.0 issuer (…/{tenant}/v2.0) is often pasted as the
+		// authority; discovery is relative to the tenant segment.
+		if strings.HasSuffix(strings.ToLower(c.Authority), "/v2.0") {
+			c.Authority = strings.TrimSuffix(c.Authority[:len(c.Authority)-len("/v2.0")], "/")
+		}
 		if err := checkFetchURL(c.Authority); err != nil {
 			return err
+		}
+		if tenantFromAuthority(c.Authority) == "" {
+			return fmt.Errorf("apiauth: authority %q has no tenant segment (https://login.microsoftonline.com/{tenant})", c.Authority)
 		}
 	}
 	if c.JWKSURL != "" {
@@ -127,6 +149,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if c.FetchTimeout <= 0 {
+		c.FetchTimeout = 10 * time.Second
 	}
 	if c.MinRefreshInterval <= 0 {
 		c.MinRefreshInterval = time.Minute
@@ -165,6 +190,12 @@ func checkFetchURL(s string) error {
 		}
 	}
 	return fmt.Errorf("apiauth: %q: keys and discovery must come over https", s)
+}
+
+// isMultiTenantSegment reports whether an authority's tenant segment accepts
+// tokens from more than one tenant.
+func isMultiTenantSegment(seg string) bool {
+	return strings.EqualFold(seg, "common") || strings.EqualFold(seg, "organizations") || strings.EqualFold(seg, "consumers")
 }
 
 // tenantFromAuthority returns the last path segment of the authority.

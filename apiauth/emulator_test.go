@@ -272,3 +272,29 @@ func TestEmulatorKeyRotationAndOutage(t *testing.T) {
 	}
 	ts.SetJWKSFault(entraemu.JWKSFault{})
 }
+
+// A single-tenant authority given by domain name (as the Azure portal often
+// shows it) or with the v2.0 issuer pasted as the authority is single-tenant:
+// its tenant comes from the discovered issuer, no AllowedTenants needed.
+func TestEmulatorDomainAndV2Authority(t *testing.T) {
+	ts := entraemu.NewTestServer(t)
+	tok := ts.PasswordToken(t, entraemu.CLIClientID, "reader@dev.test", "dev-password", apiScope).AccessToken
+	for _, authority := range []string{ts.URL + "/dev.test", ts.URL + "/DEV.TEST/", ts.Authority + "/v2.0", ts.URL + "/dev.test/v2.0/"} {
+		v := emuValidator(t, ts, func(c *apiauth.Config) { c.Authority = authority })
+		waitReady(t, v)
+		p, err := v.Validate(context.Background(), tok)
+		if err != nil {
+			t.Errorf("%s: %v", authority, err)
+			continue
+		}
+		if p.TenantID != entraemu.DefaultTenantID {
+			t.Errorf("%s: tenant %q", authority, p.TenantID)
+		}
+		// The discovered tenant still drives the "other tenant" hint.
+		other := ts.SignJWT(t, nil, map[string]any{"aud": entraemu.APIClientID, "iss": "https://login.microsoftonline.com/" + tenantB + "/v2.0",
+			"tid": tenantB, "ver": "2.0", "scp": "access_as_user", "exp": time.Now().Add(time.Hour).Unix()})
+		if _, err := v.Validate(context.Background(), other); reasonOf(err) != apiauth.ReasonTenant || !strings.Contains(hintOf(err), entraemu.DefaultTenantID) {
+			t.Errorf("%s: other tenant: %v (hint %q)", authority, err, hintOf(err))
+		}
+	}
+}

@@ -37,6 +37,11 @@ const (
 	userOID  = "e35a8c02-2ed7-489f-ac07-c14c1234b3c6"
 )
 
+// templatedDomain is a domain-name tenant segment for which the in-test IdP
+// publishes a {tenantid} issuer (a multi-tenant issuer behind a single-tenant
+// looking authority).
+const templatedDomain = "multi.example"
+
 var (
 	keyPoolOnce sync.Once
 	keyPool     []*rsa.PrivateKey
@@ -83,6 +88,7 @@ type testIDP struct {
 	otherHits atomic.Int64
 	down      atomic.Bool // JWKS and discovery answer 503
 	jwksDelay atomic.Int64
+	jwksHang  atomic.Bool // JWKS requests hang until the client gives up
 }
 
 func newTestIDP(t testing.TB) *testIDP {
@@ -120,7 +126,7 @@ func (idp *testIDP) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	tenant, rest := parts[0], parts[1]
 	issTenant := tenant
-	if tenant == "common" || tenant == "organizations" {
+	if tenant == "common" || tenant == "organizations" || tenant == templatedDomain {
 		issTenant = "{tenantid}"
 	}
 	switch rest {
@@ -139,6 +145,13 @@ func (idp *testIDP) serve(w http.ResponseWriter, r *http.Request) {
 		idp.jwksHits.Add(1)
 		if d := idp.jwksDelay.Load(); d > 0 {
 			time.Sleep(time.Duration(d))
+		}
+		if idp.jwksHang.Load() {
+			select { // until the client cancels (or a generous cap, so Close returns)
+			case <-r.Context().Done():
+				return
+			case <-time.After(time.Minute):
+			}
 		}
 		if idp.down.Load() {
 			http.Error(w, "down", http.StatusServiceUnavailable)

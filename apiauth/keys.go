@@ -51,13 +51,21 @@ type issuerRule struct {
 type resolved struct {
 	rules   []issuerRule
 	jwksURL string
+	// tenant is the API's tenant id when the issuers name one tenant (for
+	// the "other tenant" hint); "" for multi-tenant configurations.
+	tenant string
 }
+
+// configError is a discovery result that retrying cannot fix (the validator
+// stays unready and says why).
+type configError struct{ error }
 
 type refreshCall struct{ done chan struct{} }
 
 type keyProvider struct {
 	cfg   *Config
 	cache *jwk.Cache
+	http  boundedClient // every discovery and JWKS fetch goes through it
 
 	snap atomic.Pointer[keySnapshot]
 	res  atomic.Pointer[resolved]
@@ -76,8 +84,9 @@ type keyProvider struct {
 }
 
 func newKeyProvider(ctx context.Context, cfg *Config, onKeys func()) (*keyProvider, error) {
-	p := &keyProvider{cfg: cfg, onKeys: onKeys, ctx: ctx, fetchErr: make(chan error, 1)}
-	cl := httprc.NewClient(httprc.WithHTTPClient(cfg.HTTPClient), httprc.WithWorkers(1),
+	p := &keyProvider{cfg: cfg, onKeys: onKeys, ctx: ctx, fetchErr: make(chan error, 1),
+		http: boundedClient{c: cfg.HTTPClient, timeout: cfg.FetchTimeout}}
+	cl := httprc.NewClient(httprc.WithHTTPClient(p.http), httprc.WithWorkers(1),
 		httprc.WithErrorSink(errSink(p.backgroundError)))
 	cache, err := jwk.NewCache(ctx, cl)
 	if err != nil {
@@ -85,6 +94,41 @@ func newKeyProvider(ctx context.Context, cfg *Config, onKeys func()) (*keyProvid
 	}
 	p.cache = cache
 	return p, nil
+}
+
+// boundedClient bounds every request (connection, headers and body) by its
+// own timeout, whatever the underlying client's Timeout. httprc runs each
+// fetch with its worker's lifetime context, not the caller's, and has one
+// worker: without this bound a hanging JWKS endpoint would hold an unknown-kid
+// refetch for as long as it hangs and queue every later refresh (and so every
+// key rotation) behind it.
+type boundedClient struct {
+	c       *http.Client
+	timeout time.Duration
+}
+
+func (b boundedClient) Do(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(req.Context(), b.timeout)
+	resp, err := b.c.Do(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// cancelBody releases the request's timeout when the body is closed (the
+// timeout keeps bounding the body read until then).
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // errSink receives the jwk.Cache's background fetch errors.
@@ -109,6 +153,11 @@ func (p *keyProvider) run() {
 		err := p.start()
 		if err == nil {
 			break
+		}
+		var ce configError
+		if errors.As(err, &ce) {
+			p.cfg.Logger.Error("apiauth: configuration does not match the authority; API answers 503", "err", err)
+			return
 		}
 		p.cfg.Logger.Warn("apiauth: signing keys not loaded yet; API answers 503 until they are", "err", err, "retry_in", backoff)
 		select {
@@ -148,7 +197,7 @@ func (p *keyProvider) start() error {
 		// Registering starts the first fetch in the background; wait for
 		// it to succeed or fail (the error sink), then retry with Refresh.
 		err := p.cache.Register(p.ctx, r.jwksURL,
-			jwk.WithHTTPClient(p.cfg.HTTPClient),
+			jwk.WithHTTPClient(p.http),
 			jwk.WithConstantInterval(p.cfg.RefreshInterval),
 			jwk.WithMinInterval(p.cfg.MinRefreshInterval),
 			jwk.WithWaitReady(false))
@@ -160,7 +209,7 @@ func (p *keyProvider) start() error {
 		if err != nil {
 			return err
 		}
-		wctx, cancel := context.WithTimeout(p.ctx, p.cfg.HTTPClient.Timeout+time.Second)
+		wctx, cancel := context.WithTimeout(p.ctx, p.cfg.FetchTimeout+time.Second)
 		defer cancel()
 		ready := make(chan error, 1)
 		go func() { ready <- res.Ready(wctx) }()
@@ -176,10 +225,21 @@ func (p *keyProvider) start() error {
 		return p.syncSnapshot()
 	}
 	p.fetches.Add(1)
-	if _, err := p.cache.Refresh(p.ctx, r.jwksURL); err != nil {
+	if err := p.refresh(r.jwksURL); err != nil {
 		return err
 	}
 	return p.syncSnapshot()
+}
+
+// refresh fetches the key set now. The fetch itself is bounded by
+// FetchTimeout (boundedClient); the wait is bounded too, by twice that plus
+// slack, because with one worker the fetch may first queue behind a
+// background one.
+func (p *keyProvider) refresh(jwksURL string) error {
+	ctx, cancel := context.WithTimeout(p.ctx, 2*p.cfg.FetchTimeout+time.Second)
+	defer cancel()
+	_, err := p.cache.Refresh(ctx, jwksURL)
+	return err
 }
 
 // resolve reads the discovery documents (or the explicit configuration).
@@ -193,6 +253,7 @@ func (p *keyProvider) resolve() (*resolved, error) {
 		}
 		r.rules = append(r.rules, issuerRule{iss: iss, template: strings.Contains(iss, "{tenantid}"), version: ver})
 	}
+	defer func() { r.tenant = singleTenant(r.rules) }()
 	if c.Authority == "" {
 		return r, nil
 	}
@@ -205,7 +266,11 @@ func (p *keyProvider) resolve() (*resolved, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.rules = append(r.rules, issuerRule{iss: d.Issuer, template: strings.Contains(d.Issuer, "{tenantid}"), version: ver})
+		tmpl := strings.Contains(d.Issuer, "{tenantid}")
+		if tmpl && len(c.AllowedTenants) == 0 {
+			return nil, configError{fmt.Errorf("discovery %s: issuer %q is multi-tenant ({tenantid}): set AllowedTenants", u, d.Issuer)}
+		}
+		r.rules = append(r.rules, issuerRule{iss: d.Issuer, template: tmpl, version: ver})
 		if r.jwksURL == "" {
 			if err := checkFetchURL(d.JWKSURI); err != nil {
 				return nil, fmt.Errorf("discovery %s: jwks_uri: %w", u, err)
@@ -214,6 +279,19 @@ func (p *keyProvider) resolve() (*resolved, error) {
 		}
 	}
 	return r, nil
+}
+
+// singleTenant returns the tenant id all issuer rules name, or "".
+func singleTenant(rules []issuerRule) string {
+	t := ""
+	for _, r := range rules {
+		rt := strings.ToLower(tenantFromIssuer(r.iss))
+		if r.template || !isGUID(rt) || (t != "" && rt != t) {
+			return ""
+		}
+		t = rt
+	}
+	return t
 }
 
 type discoveryDoc struct {
@@ -226,7 +304,7 @@ func (p *keyProvider) discover(u string) (*discoveryDoc, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := p.cfg.HTTPClient.Do(req)
+	resp, err := p.http.Do(req) // bounded by FetchTimeout
 	if err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
@@ -389,7 +467,7 @@ func (p *keyProvider) refetch(c *refreshCall) {
 		return // the start-up loop is still trying
 	}
 	p.fetches.Add(1)
-	if _, err := p.cache.Refresh(p.ctx, r.jwksURL); err != nil {
+	if err := p.refresh(r.jwksURL); err != nil {
 		p.cfg.Logger.Warn("apiauth: key set refetch failed; keeping the last good keys", "err", err)
 		return
 	}

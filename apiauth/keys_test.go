@@ -284,3 +284,44 @@ func TestNoGoroutineLeak(t *testing.T) {
 		t.Fatalf("%d goroutines after Close, %d before:\n%s", n, base, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// A hanging JWKS endpoint and an HTTP client without a timeout: every fetch
+// is still bounded by FetchTimeout, so the unknown-kid refetch returns within
+// the bound and, once the endpoint answers again, the rotation is picked up
+// (httprc has one worker: a fetch hanging forever would stall all later ones).
+func TestHangingJWKSBoundedByFetchTimeout(t *testing.T) {
+	idp := newTestIDP(t)
+	noTimeout := *idp.Client
+	noTimeout.Timeout = 0
+	v := newValidator(t, idp, func(c *apiauth.Config) {
+		c.HTTPClient = &noTimeout
+		c.FetchTimeout = 300 * time.Millisecond
+		c.MinRefreshInterval = 50 * time.Millisecond
+		c.RefreshInterval = time.Second
+	})
+	waitReady(t, v)
+	idp.jwksHang.Store(true)
+	idp.rotate()
+	tok := idp.sign(nil, idp.v2Claims(tenantA))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	if _, err := v.Validate(ctx, tok); reasonOf(err) != apiauth.ReasonUnknownKey {
+		t.Fatal("new kid while the JWKS endpoint hangs:", err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("the unknown-kid refetch waited %v for a hanging JWKS endpoint (FetchTimeout 300ms)", d)
+	}
+	idp.jwksHang.Store(false)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := v.Validate(ctx, tok)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rotation not picked up after the JWKS endpoint recovered (%d JWKS requests): %v", idp.jwksHits.Load(), err)
+		}
+		time.Sleep(60 * time.Millisecond)
+	}
+}

@@ -29,7 +29,9 @@ type Validator struct {
 	v1, v2    bool
 	tenants   map[string]bool
 	anyTenant bool
-	tenant    string // the tenant of a single-tenant authority ("" otherwise)
+	// multi is true for a common/organizations/consumers authority: every
+	// token's tid must then be on the allow-list.
+	multi     bool
 	skew      int64
 	closeOnce sync.Once
 	closeErr  error
@@ -78,12 +80,21 @@ func New(cfg Config) (*Validator, error) {
 		}
 		v.tenants[strings.ToLower(t)] = true
 	}
-	if cfg.Authority != "" {
-		t := tenantFromAuthority(cfg.Authority)
-		if isGUID(t) {
-			v.tenant = strings.ToLower(t)
-		} else if len(v.tenants) == 0 && !v.anyTenant {
-			return nil, fmt.Errorf("apiauth: authority %q is multi-tenant: set AllowedTenants", cfg.Authority)
+	// A multi-tenant configuration without an allow-list would refuse every
+	// token (tenant_not_allowed): say so at start-up instead. A domain-name
+	// or tenant-id authority is single-tenant; its tenant comes from the
+	// discovered issuer (and a discovered {tenantid} issuer is checked the
+	// same way once known, see keyProvider.resolve).
+	noAllowList := len(v.tenants) == 0 && !v.anyTenant
+	if cfg.Authority != "" && isMultiTenantSegment(tenantFromAuthority(cfg.Authority)) {
+		v.multi = true
+		if noAllowList {
+			return nil, fmt.Errorf("apiauth: authority %q is multi-tenant: set AllowedTenants (tenant ids, or \"*\" for any tenant)", cfg.Authority)
+		}
+	}
+	for _, iss := range cfg.Issuers {
+		if strings.Contains(iss, "{tenantid}") && noAllowList {
+			return nil, fmt.Errorf("apiauth: issuer %q is multi-tenant ({tenantid}): set AllowedTenants (tenant ids, or \"*\" for any tenant)", iss)
 		}
 	}
 	if cfg.CacheBytes > 0 {

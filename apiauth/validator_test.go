@@ -367,3 +367,56 @@ func TestKeyIssuerTenant(t *testing.T) {
 		t.Fatal("tenant A with tenant B's keys:", err)
 	}
 }
+
+// Multi-tenant configurations need an allow-list, checked where it is known:
+// explicit {tenantid} issuers at New, a discovered {tenantid} issuer behind a
+// domain-name authority once discovered (the validator then stays unready,
+// 503, and logs why, instead of refusing every token as tenant_not_allowed).
+func TestTemplatedIssuerNeedsAllowList(t *testing.T) {
+	idp := newTestIDP(t)
+	_, err := apiauth.New(apiauth.Config{JWKSURL: idp.URL + "/" + tenantA + "/discovery/v2.0/keys",
+		Issuers: []string{idp.URL + "/{tenantid}/v2.0"}, ClientID: apiID, HTTPClient: idp.Client})
+	if err == nil || !strings.Contains(err.Error(), "AllowedTenants") {
+		t.Fatal("explicit {tenantid} issuer without AllowedTenants:", err)
+	}
+	for _, seg := range []string{"common", "organizations", "consumers", "Common"} {
+		if _, err := apiauth.New(apiauth.Config{Authority: idp.Authority(seg), ClientID: apiID, HTTPClient: idp.Client}); err == nil {
+			t.Errorf("%s authority without AllowedTenants accepted", seg)
+		}
+	}
+	if _, err := apiauth.New(apiauth.Config{Authority: idp.URL, ClientID: apiID, HTTPClient: idp.Client}); err == nil {
+		t.Error("authority without a tenant segment accepted")
+	}
+
+	var logs logBuffer
+	v := newValidator(t, idp, func(c *apiauth.Config) {
+		c.Authority = idp.Authority(templatedDomain)
+		c.Logger = slogTo(&logs)
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "{tenantid}") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "set AllowedTenants") {
+		t.Fatalf("no configuration error logged: %s", logs.String())
+	}
+	if v.Ready() {
+		t.Fatal("ready with a {tenantid} issuer and no allow-list")
+	}
+	if _, err := v.Validate(context.Background(), idp.sign(nil, idp.v2Claims(tenantA))); reasonOf(err) != apiauth.ReasonNotReady {
+		t.Fatal("want keys_not_loaded:", err)
+	}
+
+	// With an allow-list the same authority works and the list is enforced.
+	v = newValidator(t, idp, func(c *apiauth.Config) {
+		c.Authority = idp.Authority(templatedDomain)
+		c.AllowedTenants = []string{tenantA}
+	})
+	waitReady(t, v)
+	if _, err := v.Validate(context.Background(), idp.sign(nil, idp.v2Claims(tenantA))); err != nil {
+		t.Fatal("allowed tenant:", err)
+	}
+	if _, err := v.Validate(context.Background(), idp.sign(nil, idp.v2Claims(tenantB))); reasonOf(err) != apiauth.ReasonTenantNotAllowed {
+		t.Fatal("tenant not on the list:", err)
+	}
+}
