@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -43,10 +45,10 @@ type OBOConfig struct {
 // LoadOBOConfig reads the environment. Variables (all optional in local
 // mode; see README "On-Behalf-Of: calling the upstream"):
 //
-//	UPSTREAM_URL                 upstream endpoint (default http://localhost:5051/v1.0/me;
-//	                             https://graph.microsoft.com/v1.0/me for Microsoft Graph)
+//	UPSTREAM_URL                 upstream endpoint (default: local mode http://localhost:5051/v1.0/me,
+//	                             the upstream service; Entra mode https://graph.microsoft.com/v1.0/me)
 //	UPSTREAM_SCOPES              scopes requested for it, comma/space-separated
-//	                             (default https://graph.microsoft.com/User.Read)
+//	                             (default https://graph.microsoft.com/User.Read in both modes)
 //	API_CLIENT_SECRET            the API's client secret, or
 //	API_CLIENT_SECRET_FILE       a file holding it
 //	API_CLIENT_CERT_FILE         PEM certificate of the API's credential, with
@@ -64,8 +66,8 @@ type OBOConfig struct {
 //	OBO_CACHE_KEY_FILE           a file holding them
 func LoadOBOConfig(getenv func(string) string, base Config) (OBOConfig, error) {
 	c := OBOConfig{
-		UpstreamURL:        svc.Or(getenv("UPSTREAM_URL"), "http://localhost:5051/v1.0/me"),
-		Scopes:             svc.List(svc.Or(getenv("UPSTREAM_SCOPES"), "https://graph.microsoft.com/User.Read")),
+		UpstreamURL:        svc.Or(getenv("UPSTREAM_URL"), defaultUpstreamURL(base.Mode)),
+		Scopes:             svc.List(svc.Or(getenv("UPSTREAM_SCOPES"), defaultUpstreamScope)),
 		Timeout:            10 * time.Second,
 		CertFile:           getenv("API_CLIENT_CERT_FILE"),
 		KeyFile:            getenv("API_CLIENT_KEY_FILE"),
@@ -76,6 +78,12 @@ func LoadOBOConfig(getenv func(string) string, base Config) (OBOConfig, error) {
 		RedisPrefix:        getenv("OBO_REDIS_PREFIX"),
 		RedisTimeout:       500 * time.Millisecond,
 		CacheKey:           getenv("OBO_CACHE_KEY"),
+	}
+	if err := checkUpstreamURL(c.UpstreamURL, base.Mode); err != nil {
+		return c, err
+	}
+	if len(c.Scopes) == 0 {
+		return c, errors.New("UPSTREAM_SCOPES: empty; e.g. https://graph.microsoft.com/User.Read")
 	}
 	if v := getenv("OBO_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -122,6 +130,43 @@ func LoadOBOConfig(getenv func(string) string, base Config) (OBOConfig, error) {
 		c.LocalDevSecret = true
 	}
 	return c, nil
+}
+
+// The upstream defaults. Both modes request Graph's User.Read: the local
+// upstream service accepts Graph-shaped tokens, so the same scope works with
+// either upstream.
+const (
+	localUpstreamURL     = "http://localhost:5051/v1.0/me"
+	graphUpstreamURL     = "https://graph.microsoft.com/v1.0/me"
+	defaultUpstreamScope = "https://graph.microsoft.com/User.Read"
+)
+
+// defaultUpstreamURL is the upstream for a mode: the local upstream service
+// next to the emulator, Microsoft Graph against a real tenant. Entra mode
+// must not default to a local port: a real Graph token would go in cleartext
+// to whatever listens there.
+func defaultUpstreamURL(mode string) string {
+	if mode == svc.ModeLocal {
+		return localUpstreamURL
+	}
+	return graphUpstreamURL
+}
+
+// checkUpstreamURL refuses an upstream URL that is not absolute http(s), and
+// in Entra mode (real tokens) cleartext http to anything but the loopback
+// interface.
+func checkUpstreamURL(raw, mode string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("UPSTREAM_URL %q: want an absolute http(s) URL", raw)
+	}
+	if u.Scheme == "http" && mode != svc.ModeLocal {
+		h := u.Hostname()
+		if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("UPSTREAM_URL %q: Entra mode sends real tokens; use https (plain http only to localhost)", raw)
+		}
+	}
+	return nil
 }
 
 // credential builds the API's credential from c.

@@ -302,6 +302,8 @@ func TestLoadOBOConfig(t *testing.T) {
 		"bad timeout":       {"OBO_TIMEOUT": "soon"},
 		"bad cache size":    {"OBO_CACHE_SIZE": "-1"},
 		"missing file":      {"API_CLIENT_SECRET_FILE": "/nonexistent/secret"},
+		"relative upstream": {"UPSTREAM_URL": "/v1.0/me"},
+		"no scopes":         {"UPSTREAM_SCOPES": " , "},
 	} {
 		if _, err := LoadOBOConfig(func(k string) string { return env[k] }, local); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -314,6 +316,47 @@ func TestLoadOBOConfig(t *testing.T) {
 	}, local)
 	if err != nil || c.Secret != "from-file" || len(c.Scopes) != 3 || c.Timeout != 3*time.Second || c.LocalDevSecret {
 		t.Fatalf("%+v %v", c, err)
+	}
+}
+
+// TestLoadOBOConfigUpstreamByMode: with no UPSTREAM_URL, local mode calls
+// the local upstream service and Entra mode Microsoft Graph over https (never
+// a local port that would receive a real Graph token in cleartext), both with
+// Graph's User.Read; explicit values win, and Entra mode refuses cleartext
+// http to anything but loopback.
+func TestLoadOBOConfigUpstreamByMode(t *testing.T) {
+	for _, tc := range []struct {
+		env      map[string]string
+		url      string
+		scope    string
+		mode     string
+		rejected bool
+	}{
+		{env: nil, url: "http://localhost:5051/v1.0/me", scope: "https://graph.microsoft.com/User.Read", mode: "local"},
+		{env: map[string]string{"TENANT_ID": "t1"}, url: "https://graph.microsoft.com/v1.0/me", scope: "https://graph.microsoft.com/User.Read", mode: "entra"},
+		{env: map[string]string{"AUTHORITY": "https://login.microsoftonline.com/t1"}, url: "https://graph.microsoft.com/v1.0/me", scope: "https://graph.microsoft.com/User.Read", mode: "entra"},
+		{env: map[string]string{"TENANT_ID": "t1", "UPSTREAM_URL": "https://orders.example/api/me", "UPSTREAM_SCOPES": "api://orders/Orders.Read"},
+			url: "https://orders.example/api/me", scope: "api://orders/Orders.Read", mode: "entra"},
+		{env: map[string]string{"TENANT_ID": "t1", "UPSTREAM_URL": "http://localhost:5051/v1.0/me"}, url: "http://localhost:5051/v1.0/me", scope: "https://graph.microsoft.com/User.Read", mode: "entra"},
+		{env: map[string]string{"TENANT_ID": "t1", "UPSTREAM_URL": "http://127.0.0.1:9000/me"}, url: "http://127.0.0.1:9000/me", scope: "https://graph.microsoft.com/User.Read", mode: "entra"},
+		{env: map[string]string{"TENANT_ID": "t1", "UPSTREAM_URL": "http://orders.example/me"}, mode: "entra", rejected: true},
+		{env: map[string]string{"UPSTREAM_URL": "http://upstream:5051/v1.0/me"}, url: "http://upstream:5051/v1.0/me", scope: "https://graph.microsoft.com/User.Read", mode: "local"},
+	} {
+		getenv := func(k string) string { return tc.env[k] }
+		cfg, err := LoadConfig(getenv)
+		if err != nil || cfg.Mode != tc.mode {
+			t.Fatalf("%v: mode %q %v", tc.env, cfg.Mode, err)
+		}
+		c, err := LoadOBOConfig(getenv, cfg)
+		if tc.rejected {
+			if err == nil {
+				t.Errorf("%v: accepted", tc.env)
+			}
+			continue
+		}
+		if err != nil || c.UpstreamURL != tc.url || len(c.Scopes) != 1 || c.Scopes[0] != tc.scope {
+			t.Errorf("%v: %q %v %v", tc.env, c.UpstreamURL, c.Scopes, err)
+		}
 	}
 }
 
