@@ -25,6 +25,7 @@ type tokenCache struct {
 
 type cacheEntry struct {
 	p *Principal
+	g *grants // what the requirements check (not reachable from p)
 	// until is the last unix second at which the token is still acceptable
 	// (exp + skew).
 	until int64
@@ -37,7 +38,7 @@ func newTokenCache(maxBytes int) *tokenCache {
 
 func (c *tokenCache) generation() uint64 { return c.gen.Load() }
 
-func (c *tokenCache) get(token string, now int64) (*Principal, bool) {
+func (c *tokenCache) get(token string, now int64) (*Principal, *grants, bool) {
 	c.mu.RLock()
 	e := c.cur[token]
 	promote := false
@@ -47,7 +48,7 @@ func (c *tokenCache) get(token string, now int64) (*Principal, bool) {
 	}
 	c.mu.RUnlock()
 	if e == nil || now > e.until {
-		return nil, false
+		return nil, nil, false
 	}
 	if promote {
 		c.mu.Lock()
@@ -57,11 +58,11 @@ func (c *tokenCache) get(token string, now int64) (*Principal, bool) {
 		}
 		c.mu.Unlock()
 	}
-	return e.p, true
+	return e.p, e.g, true
 }
 
-func (c *tokenCache) put(token string, p *Principal, until int64, gen uint64) {
-	e := &cacheEntry{p: p, until: until, size: entrySize(token, p)}
+func (c *tokenCache) put(token string, p *Principal, g *grants, until int64, gen uint64) {
+	e := &cacheEntry{p: p, g: g, until: until, size: entrySize(token, p)}
 	c.mu.Lock()
 	if c.gen.Load() == gen {
 		c.insertLocked(token, e)
@@ -113,5 +114,5 @@ func entrySize(token string, p *Principal) int {
 	for _, s := range p.AMR {
 		n += len(s) + 16
 	}
-	return n
+	return 2*n - len(token) - len(p.RawClaims) // grants copy scopes and roles
 }

@@ -23,12 +23,14 @@ func (v *Validator) Middleware(next http.Handler) http.Handler {
 			v.refuse(w, r, err, token)
 			return
 		}
-		p, err := v.Validate(r.Context(), token)
+		p, g, err := v.check(r.Context(), token)
 		if err != nil {
 			v.refuse(w, r, err, token)
 			return
 		}
-		ctx := context.WithValue(r.Context(), ctxKey{}, &authInfo{p: p, token: token, v: v})
+		// The request gets its own copy of the (possibly cached, shared)
+		// Principal, in the one allocation the context value costs anyway.
+		ctx := context.WithValue(r.Context(), ctxKey{}, &authInfo{p: *p, g: g, token: token, v: v})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
@@ -65,17 +67,18 @@ func bearerToken(r *http.Request) (string, error) {
 	return t, nil
 }
 
-// requirement builds a middleware that checks the principal with ok.
-func requirement(check func(p *Principal) *Error) func(http.Handler) http.Handler {
+// requirement builds a middleware that checks the caller's grants (the
+// private copy made at validation, not the Principal handlers see).
+func requirement(check func(g *grants) *Error) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ai, _ := r.Context().Value(ctxKey{}).(*authInfo)
-			if ai == nil || ai.p == nil {
+			if ai == nil || ai.g == nil {
 				refuseWith(w, r, nil, &Error{Reason: ReasonNoPrincipal, Status: http.StatusUnauthorized,
 					Detail: "requirement used without the authentication middleware"}, "")
 				return
 			}
-			if e := check(ai.p); e != nil {
+			if e := check(ai.g); e != nil {
 				refuseWith(w, r, ai.v, e, ai.token)
 				return
 			}
@@ -92,16 +95,16 @@ func forbidden(r Reason, detail, scope, hint string) *Error {
 // App-only callers are refused (403).
 func RequireScope(scopes ...string) func(http.Handler) http.Handler {
 	want := strings.Join(scopes, " ")
-	return requirement(func(p *Principal) *Error {
-		if p.AppOnly {
+	return requirement(func(g *grants) *Error {
+		if g.appOnly {
 			return forbidden(ReasonDelegatedOnly, "app-only caller, scope required", want, "This endpoint needs a signed-in user (delegated token with scp).")
 		}
 		for _, s := range scopes {
-			if p.HasScope(s) {
+			if g.hasScope(s) {
 				return nil
 			}
 		}
-		return forbidden(ReasonInsufficientScope, "scp "+strings.Join(p.Scopes, " ")+" lacks "+want, want,
+		return forbidden(ReasonInsufficientScope, "scp "+strings.Join(g.scopes, " ")+" lacks "+want, want,
 			"Request a token with the scope "+want+" for this API.")
 	})
 }
@@ -110,13 +113,13 @@ func RequireScope(scopes ...string) func(http.Handler) http.Handler {
 // user or app permissions of an application).
 func RequireRole(roles ...string) func(http.Handler) http.Handler {
 	want := strings.Join(roles, " ")
-	return requirement(func(p *Principal) *Error {
+	return requirement(func(g *grants) *Error {
 		for _, r := range roles {
-			if p.HasRole(r) {
+			if g.hasRole(r) {
 				return nil
 			}
 		}
-		return forbidden(ReasonInsufficientScope, "roles "+strings.Join(p.Roles, " ")+" lack "+want, want,
+		return forbidden(ReasonInsufficientScope, "roles "+strings.Join(g.roles, " ")+" lack "+want, want,
 			"The caller needs the app role "+want+" (assigned to the user or granted to the application).")
 	})
 }
@@ -126,26 +129,26 @@ func RequireRole(roles ...string) func(http.Handler) http.Handler {
 // RequiredScopeOrAppPermission).
 func RequireScopeOrAppRole(scopes, appRoles []string) func(http.Handler) http.Handler {
 	ws, wr := strings.Join(scopes, " "), strings.Join(appRoles, " ")
-	return requirement(func(p *Principal) *Error {
-		if p.AppOnly {
-			if slices.ContainsFunc(appRoles, p.HasRole) {
+	return requirement(func(g *grants) *Error {
+		if g.appOnly {
+			if slices.ContainsFunc(appRoles, g.hasRole) {
 				return nil
 			}
-			return forbidden(ReasonInsufficientScope, "app roles "+strings.Join(p.Roles, " ")+" lack "+wr, wr,
+			return forbidden(ReasonInsufficientScope, "app roles "+strings.Join(g.roles, " ")+" lack "+wr, wr,
 				"Grant the application the app permission "+wr+" (admin consent), then request a new token (scope <api>/.default).")
 		}
-		if slices.ContainsFunc(scopes, p.HasScope) {
+		if slices.ContainsFunc(scopes, g.hasScope) {
 			return nil
 		}
-		return forbidden(ReasonInsufficientScope, "scp "+strings.Join(p.Scopes, " ")+" lacks "+ws, ws,
+		return forbidden(ReasonInsufficientScope, "scp "+strings.Join(g.scopes, " ")+" lacks "+ws, ws,
 			"Request a token with the scope "+ws+" for this API.")
 	})
 }
 
 // DelegatedOnly refuses app-only callers (403).
 func DelegatedOnly() func(http.Handler) http.Handler {
-	return requirement(func(p *Principal) *Error {
-		if p.AppOnly {
+	return requirement(func(g *grants) *Error {
+		if g.appOnly {
 			return forbidden(ReasonDelegatedOnly, "app-only caller on a delegated-only endpoint", "", "This endpoint needs a signed-in user.")
 		}
 		return nil
@@ -154,8 +157,8 @@ func DelegatedOnly() func(http.Handler) http.Handler {
 
 // AppOnly refuses callers with a user behind them (403).
 func AppOnly() func(http.Handler) http.Handler {
-	return requirement(func(p *Principal) *Error {
-		if !p.AppOnly {
+	return requirement(func(g *grants) *Error {
+		if !g.appOnly {
 			return forbidden(ReasonAppOnly, "delegated caller on an app-only endpoint", "", "This endpoint accepts application (client credentials) tokens only.")
 		}
 		return nil

@@ -11,7 +11,11 @@ import (
 
 // Principal is the validated caller, read from the access token. A Principal
 // returned by Validate may be shared between requests (validated-token cache):
-// treat it and its slices as read-only.
+// treat it and its slices as read-only. The middleware hands each request its
+// own copy of the struct (PrincipalFrom), whose slices are still shared, so
+// do not write into them (append copies: they are clipped). Authorization
+// never depends on it: the requirements check a private copy of the scopes,
+// roles and caller kind taken at validation.
 type Principal struct {
 	ObjectID string // oid: the user's or the calling service principal's object id
 	TenantID string // tid
@@ -75,23 +79,41 @@ func (p *Principal) LogValue() slog.Value {
 		slog.String("ver", p.Version))
 }
 
+// grants is what the requirements check: a private copy of the
+// authorization-relevant claims, made once per validated token and stored
+// next to (not inside) the Principal, so that no code holding the Principal
+// can change it.
+type grants struct {
+	scopes, roles []string
+	appOnly       bool
+}
+
+func newGrants(p *Principal) *grants {
+	return &grants{scopes: slices.Clone(p.Scopes), roles: slices.Clone(p.Roles), appOnly: p.AppOnly}
+}
+
+func (g *grants) hasScope(s string) bool { return !g.appOnly && slices.Contains(g.scopes, s) }
+func (g *grants) hasRole(r string) bool  { return slices.Contains(g.roles, r) }
+
 type ctxKey struct{}
 
 // authInfo is what the middleware stores in the request context (one value,
-// one allocation).
+// one allocation, which also holds the request's copy of the Principal).
 type authInfo struct {
-	p     *Principal
+	p     Principal // this request's copy (PrincipalFrom)
+	g     *grants   // nil: no principal
 	token string
 	v     *Validator
 }
 
-// PrincipalFrom returns the caller placed in ctx by the middleware.
+// PrincipalFrom returns the caller placed in ctx by the middleware: a copy
+// for this request (see Principal for what stays shared).
 func PrincipalFrom(ctx context.Context) (*Principal, bool) {
 	ai, ok := ctx.Value(ctxKey{}).(*authInfo)
-	if !ok || ai.p == nil {
+	if !ok || ai.g == nil {
 		return nil, false
 	}
-	return ai.p, true
+	return &ai.p, true
 }
 
 // BearerTokenFrom returns the raw, validated access token of the request (for
@@ -106,6 +128,12 @@ func BearerTokenFrom(ctx context.Context) (string, bool) {
 
 // WithPrincipal returns a context carrying p (and the raw token, which may be
 // empty); for tests of handlers and for non-HTTP transports.
+// The requirements check p as it is at this call.
 func WithPrincipal(ctx context.Context, p *Principal, token string) context.Context {
-	return context.WithValue(ctx, ctxKey{}, &authInfo{p: p, token: token})
+	ai := &authInfo{token: token}
+	if p != nil {
+		ai.p, ai.g = *p, newGrants(p)
+		ai.p.Scopes, ai.p.Roles, ai.p.AMR, ai.p.RawClaims = slices.Clip(p.Scopes), slices.Clip(p.Roles), slices.Clip(p.AMR), slices.Clip(p.RawClaims)
+	}
+	return context.WithValue(ctx, ctxKey{}, ai)
 }

@@ -154,24 +154,39 @@ func (v *Validator) KeyFetches() int64 { return v.keys.fetches.Load() }
 
 // Validate checks token and returns the caller. Errors are *Error values.
 // A token seen before and still within exp costs one map lookup.
+//
+// The Principal of a cached token is shared by every request presenting that
+// token: treat it and its slices as read-only. Authorization by the
+// requirements (RequireScope, …) never reads it, so a handler that modifies
+// it cannot change what a later request is allowed to do.
 func (v *Validator) Validate(ctx context.Context, token string) (*Principal, error) {
+	p, _, err := v.check(ctx, token)
+	return p, err
+}
+
+// check is Validate also returning the grants the requirements check.
+func (v *Validator) check(ctx context.Context, token string) (*Principal, *grants, error) {
 	if len(token) > v.cfg.MaxTokenSize {
-		return nil, unauthorized(ReasonTooLarge, fmt.Sprintf("token of %d bytes exceeds the %d-byte cap", len(token), v.cfg.MaxTokenSize), "")
+		return nil, nil, unauthorized(ReasonTooLarge, fmt.Sprintf("token of %d bytes exceeds the %d-byte cap", len(token), v.cfg.MaxTokenSize), "")
 	}
-	if v.cache == nil {
-		p, _, err := v.validate(ctx, token)
-		return p, err
+	if v.cache != nil {
+		if p, g, ok := v.cache.get(token, v.cfg.Now().Unix()); ok {
+			return p, g, nil
+		}
 	}
-	if p, ok := v.cache.get(token, v.cfg.Now().Unix()); ok {
-		return p, nil
+	var gen uint64
+	if v.cache != nil {
+		gen = v.cache.generation()
 	}
-	gen := v.cache.generation()
 	p, until, err := v.validate(ctx, token)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	v.cache.put(token, p, until, gen)
-	return p, nil
+	g := newGrants(p)
+	if v.cache != nil {
+		v.cache.put(token, p, g, until, gen)
+	}
+	return p, g, nil
 }
 
 var b64 = base64.RawURLEncoding.Strict()

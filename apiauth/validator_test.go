@@ -420,3 +420,67 @@ func TestTemplatedIssuerNeedsAllowList(t *testing.T) {
 		t.Fatal("tenant not on the list:", err)
 	}
 }
+
+// A cached Principal is shared by the requests presenting the same token. A
+// handler writing into it (its own copy's fields, or the shared slices) must
+// not change what a later request with that token is allowed to do.
+func TestPrincipalMutationCannotChangeAuthorization(t *testing.T) {
+	idp := newTestIDP(t)
+	v := newValidator(t, idp, nil)
+	waitReady(t, v)
+	tok := idp.sign(nil, idp.v2Claims(tenantA)) // scp access_as_user, delegated
+	var sawAppOnly bool
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := apiauth.PrincipalFrom(r.Context())
+		sawAppOnly = p.AppOnly
+		if r.URL.Query().Has("mutate") {
+			p.Scopes = append(p.Scopes[:0], "admin") // writes the shared backing array
+			p.Roles = append(p.Roles, "Demo.Admin")
+			p.AppOnly = true
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/user", v.Protect(h, apiauth.RequireScope("access_as_user")))
+	mux.Handle("/admin-scope", v.Protect(h, apiauth.RequireScope("admin")))
+	mux.Handle("/admin-role", v.Protect(h, apiauth.RequireRole("Demo.Admin")))
+	mux.Handle("/app", v.Protect(h, apiauth.AppOnly()))
+	status := func(path string) int {
+		req := httptest.NewRequest("GET", path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, req)
+		return w.Code
+	}
+	if st := status("/user?mutate"); st != http.StatusNoContent {
+		t.Fatal("first request:", st)
+	}
+	for _, path := range []string{"/admin-scope", "/admin-role", "/app"} {
+		if st := status(path); st != http.StatusForbidden {
+			t.Errorf("%s after a handler mutated the principal: %d, want 403", path, st)
+		}
+	}
+	if st := status("/user"); st != http.StatusNoContent {
+		t.Error("the genuine scope no longer authorizes after the mutation:", st)
+	}
+	if sawAppOnly {
+		t.Error("a handler's change to its Principal's fields leaked into a later request")
+	}
+
+	// The same through the *Principal returned by Validate (the cached one).
+	p, err := v.Validate(context.Background(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Scopes = []string{"admin"}
+	p.Roles = []string{"Demo.Admin"}
+	p.AppOnly = true
+	for _, path := range []string{"/admin-scope", "/admin-role", "/app"} {
+		if st := status(path); st != http.StatusForbidden {
+			t.Errorf("%s after the cached principal was mutated: %d, want 403", path, st)
+		}
+	}
+	if st := status("/user"); st != http.StatusNoContent {
+		t.Error("/user after the cached principal was mutated:", st)
+	}
+}
