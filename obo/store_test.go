@@ -3,10 +3,14 @@ package obo
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -204,5 +208,90 @@ func TestTieredStoreDegradesToMemoryWhenRedisDies(t *testing.T) {
 	}
 	if !strings.Contains(out, "level=WARN") {
 		t.Fatalf("not a warning: %s", out)
+	}
+}
+
+// TestForgetReachesOtherInstancesThroughRedis: instance A forgets a token
+// (the upstream refused it); instance B, which holds it in memory, stops
+// serving it once its memory copy reaches L1MaxAge and reads Redis again,
+// where the token is gone; B then gets a new token.
+func TestForgetReachesOtherInstancesThroughRedis(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	f := newFakeIdP(t)
+	var minted atomic.Int64
+	f.set(0, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "expires_in": 3600,
+			"access_token": fmt.Sprintf("tok.%d", minted.Add(1))})
+	})
+	kr, _ := KeyringFromBase64(NewRandomKey())
+	var mu sync.Mutex
+	now := time.Now()
+	clockB := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	a := f.client(t, func(c *Config) {
+		c.Store = NewTieredStore(NewMemoryStore(100, nil), NewRedisStore(rdb, prefix, kr), discardLogger())
+	})
+	b := f.client(t, func(c *Config) {
+		c.Store = NewTieredStore(NewMemoryStore(100, clockB), NewRedisStore(rdb, prefix, kr), discardLogger())
+	})
+	ctx := context.Background()
+	get := func(c *Client) Token {
+		t.Helper()
+		tok, err := c.Token(ctx, "shared", graphScopes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	t1 := get(a)
+	if tok := get(b); tok.AccessToken != t1.AccessToken || tok.Tier != "redis" {
+		t.Fatalf("B from Redis: %+v", tok)
+	}
+	if tok := get(b); tok.Tier != "memory" {
+		t.Fatalf("B from memory: %+v", tok)
+	}
+	a.Forget(ctx, "shared", graphScopes)
+	if tok := get(b); tok.AccessToken != t1.AccessToken {
+		t.Fatalf("B within L1MaxAge: %+v", tok) // documented: up to a minute
+	}
+	mu.Lock()
+	now = now.Add(DefaultL1MaxAge + time.Second)
+	mu.Unlock()
+	tok := get(b)
+	if tok.AccessToken == t1.AccessToken {
+		t.Fatal("instance B still serves the token instance A forgot")
+	}
+	if tok.Source != SourceIdP || f.obo.Load() != 2 {
+		t.Fatalf("B after the forget: %+v, %d grants", tok, f.obo.Load())
+	}
+	// A shares B's new token through Redis (its own memory lost the old one).
+	if got := get(a); got.AccessToken != tok.AccessToken || got.Tier != "redis" {
+		t.Fatalf("A after B's exchange: %+v", got)
+	}
+}
+
+// TestTieredStoreKeepsFullLifetimeWhenRedisIsDown: the L1MaxAge cap applies
+// only to entries Redis holds; while Redis is down, memory serves an entry
+// for its whole lifetime (no IdP call per key every minute).
+func TestTieredStoreKeepsFullLifetimeWhenRedisIsDown(t *testing.T) {
+	_, prefix := testRedis(t)
+	proxy := newTCPProxy(t, redisAddr)
+	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr(), DialTimeout: 200 * time.Millisecond,
+		ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	defer rdb.Close()
+	kr, _ := KeyringFromBase64(NewRandomKey())
+	now := time.Now()
+	ts := NewTieredStore(NewMemoryStore(100, func() time.Time { return now }), NewRedisStore(rdb, prefix, kr), discardLogger())
+	ctx := context.Background()
+	up, down := NewKey("https://h/t", "c", "up", []string{"s"}), NewKey("https://h/t", "c", "down", []string{"s"})
+	_ = ts.Set(ctx, up, entry("t-up", time.Hour))
+	proxy.Close()
+	_ = ts.Set(ctx, down, entry("t-down", time.Hour))
+	now = now.Add(DefaultL1MaxAge + time.Second)
+	if _, ok, _ := ts.L1.Get(ctx, up); ok {
+		t.Fatal("an entry Redis holds outlived L1MaxAge in memory")
+	}
+	if _, ok, _ := ts.L1.Get(ctx, down); !ok {
+		t.Fatal("an entry Redis could not take was capped in memory")
 	}
 }

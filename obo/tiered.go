@@ -15,12 +15,22 @@ import (
 // the failure is logged as a warning (at most once per WarnEvery, with the
 // number of failures since), and L2 is skipped for Backoff so that a hung
 // Redis does not add its timeout to every request.
+//
+// An entry that is also in L2 is served from L1 for at most L1MaxAge, then
+// read from L2 again: that is how a Delete on one instance (a token the
+// downstream API refused) reaches the others, whose memory would otherwise
+// keep serving the refused token until it expires. The memory hit path stays
+// a map lookup; the price is one L2 read per key and instance per L1MaxAge.
 type TieredStore struct {
 	L1 *MemoryStore
 	L2 Store
-	// L2Timeout bounds each L2 operation (default 250ms) in addition to the
-	// Redis client's own timeouts.
+	// L2Timeout bounds each L2 operation (default 250ms), retries included,
+	// in addition to the Redis client's own timeouts.
 	L2Timeout time.Duration
+	// L1MaxAge caps how long L1 serves an entry that L2 holds (default
+	// DefaultL1MaxAge; negative: no cap). Entries that could not be written
+	// to L2 (Redis down) keep their full lifetime in L1.
+	L1MaxAge  time.Duration
 	Backoff   time.Duration // default 2s
 	WarnEvery time.Duration // default 10s
 	Logger    *slog.Logger
@@ -30,6 +40,25 @@ type TieredStore struct {
 	lastWarn  time.Time
 	failures  int64 // since lastWarn
 	healthy   bool
+}
+
+// DefaultL1MaxAge is TieredStore's default L1MaxAge: a token refused on one
+// instance is served by the others for at most this long.
+const DefaultL1MaxAge = time.Minute
+
+// l1Entry is e as L1 keeps it when L2 holds it too: valid for at most
+// L1MaxAge from now.
+func (t *TieredStore) l1Entry(e Entry) Entry {
+	max := t.L1MaxAge
+	if max == 0 {
+		max = DefaultL1MaxAge
+	}
+	if max > 0 {
+		if until := t.L1.now().Add(max); until.Before(e.ValidUntil) {
+			e.ValidUntil = until
+		}
+	}
+	return e
 }
 
 // NewTieredStore returns l1 in front of l2.
@@ -104,23 +133,25 @@ func (t *TieredStore) Get(ctx context.Context, k Key) (Entry, bool, error) {
 	}
 	t.l2OK()
 	if ok {
-		tier := e.Tier
-		_ = t.L1.Set(ctx, k, e)
-		e.Tier = tier
+		_ = t.L1.Set(ctx, k, t.l1Entry(e))
 	}
 	return e, ok, nil
 }
 
 // Set implements Store; an L2 failure is logged, never returned.
 func (t *TieredStore) Set(ctx context.Context, k Key, e Entry) error {
-	_ = t.L1.Set(ctx, k, e)
 	if !t.l2Up() {
+		_ = t.L1.Set(ctx, k, e)
 		return nil
 	}
+	// L1 first (capped, as if L2 will hold it), so that the entry is served
+	// at once; its full lifetime if the L2 write fails.
+	_ = t.L1.Set(ctx, k, t.l1Entry(e))
 	c, cancel := t.l2Ctx(ctx)
 	defer cancel()
 	if err := t.L2.Set(c, k, e); err != nil {
 		t.l2Failed("set", err)
+		_ = t.L1.Set(ctx, k, e)
 		return nil
 	}
 	t.l2OK()
