@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,13 +27,26 @@ import (
 )
 
 func main() {
-	svc.Main("devidp failed", func(ctx context.Context, log *slog.Logger) error { return run(ctx, log, os.Args[1:]) })
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		// The flag package has printed the usage (and the error, if any):
+		// -h/--help is a success, a bad flag the conventional exit code 2.
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		os.Exit(2)
+	}
+	svc.Main("devidp failed", func(ctx context.Context, log *slog.Logger) error { return start(ctx, log, o) })
 }
 
 func env(name, def string) string { return svc.Or(os.Getenv(name), def) }
 
 type options struct {
 	addr, stateDir, directory, issuerHost string
+
+	// listening, if set, is called once serving with the advertised
+	// authority (tests learn the real port of "-addr 127.0.0.1:0").
+	listening func(authority string)
 }
 
 func parseFlags(args []string) (options, error) {
@@ -46,22 +60,27 @@ func parseFlags(args []string) (options, error) {
 		return o, err
 	}
 	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+		err := fmt.Errorf("unexpected arguments: %v", fs.Args())
+		fmt.Fprintln(fs.Output(), err)
+		fs.Usage()
+		return o, err
 	}
 	return o, nil
 }
 
+// run is main's logic for tests: parse args, then start.
 func run(ctx context.Context, log *slog.Logger, args []string) error {
 	o, err := parseFlags(args)
 	if err != nil {
 		return err
 	}
+	return start(ctx, log, o)
+}
+
+func start(ctx context.Context, log *slog.Logger, o options) error {
 	host, port, err := net.SplitHostPort(o.addr)
 	if err != nil {
 		return fmt.Errorf("-addr %q: %w", o.addr, err)
-	}
-	if o.issuerHost == "" {
-		o.issuerHost = net.JoinHostPort("localhost", port)
 	}
 	dir := entraemu.DefaultDirectory()
 	if o.directory != "" {
@@ -73,12 +92,20 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	emu, err := entraemu.New(entraemu.Config{Directory: dir, IssuerHost: o.issuerHost, KeyDir: o.stateDir, Logger: log})
+	// Listen first: with port 0 the issuer must name the port the system
+	// chose, not ":0".
+	listeners, err := listen(host, port)
 	if err != nil {
 		return err
 	}
-	listeners, err := listen(host, port)
+	if o.issuerHost == "" {
+		o.issuerHost = net.JoinHostPort("localhost", strconv.Itoa(listeners[0].Addr().(*net.TCPAddr).Port))
+	}
+	emu, err := entraemu.New(entraemu.Config{Directory: dir, IssuerHost: o.issuerHost, KeyDir: o.stateDir, Logger: log})
 	if err != nil {
+		for _, l := range listeners {
+			l.Close()
+		}
 		return err
 	}
 	srv := &http.Server{
@@ -96,12 +123,16 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		"authority", "https://"+o.issuerHost+"/"+dir.Tenant.ID,
 		"ca", caPath, "spki_sha256", bundle.LeafSPKIHash(), "addr", o.addr)
 	fmt.Fprintf(os.Stderr, "devidp: authority https://%s/%s\ndevidp: dev CA certificate %s (trust it, see README)\n", o.issuerHost, dir.Tenant.ID, caPath)
+	if o.listening != nil {
+		o.listening("https://" + o.issuerHost + "/" + dir.Tenant.ID)
+	}
 	return serve(ctx, log, srv, listeners)
 }
 
 // listen binds the address; "localhost" means both loopback addresses (no
 // other interface), so the emulator is never reachable from the network by
-// default.
+// default. With port 0 the first listener's port is reused for the second,
+// so that one advertised URL reaches both.
 func listen(host, port string) ([]net.Listener, error) {
 	hosts := []string{host}
 	if host == "localhost" {
@@ -109,6 +140,9 @@ func listen(host, port string) ([]net.Listener, error) {
 	}
 	var ls []net.Listener
 	for _, h := range hosts {
+		if len(ls) > 0 {
+			port = strconv.Itoa(ls[0].Addr().(*net.TCPAddr).Port)
+		}
 		l, err := net.Listen("tcp", net.JoinHostPort(h, port))
 		if err != nil {
 			if h == "::1" && len(ls) > 0 {

@@ -168,14 +168,17 @@ func LoadDirectory(path string) (*Directory, error) {
 // ParseDirectory decodes and validates a directory document. Unknown fields
 // are errors so that a typo never silently drops a setting.
 func ParseDirectory(data []byte) (*Directory, error) {
+	if !json.Valid(data) { // syntax errors, trailing data: with line:column
+		return nil, decodeError(data, errors.New("invalid JSON"))
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var d Directory
 	if err := dec.Decode(&d); err != nil {
-		return nil, fmt.Errorf("directory: %w", err)
+		return nil, decodeError(data, err)
 	}
 	if dec.More() {
-		return nil, errors.New("directory: trailing data after the JSON document")
+		return nil, decodeError(data, errors.New("trailing data after the JSON document"))
 	}
 	if err := d.Validate(); err != nil {
 		return nil, err

@@ -53,7 +53,7 @@ func TestDirectoryValidationNamesTheField(t *testing.T) {
 		{func(m map[string]any) {
 			m["conditionalAccessPolicies"].([]any)[0].(map[string]any)["users"] = []any{"ghost@dev.test"}
 		}, "directory: conditionalAccessPolicies[0].users[0]: no user \"ghost@dev.test\" in the directory"},
-		{func(m map[string]any) { m["apps"].([]any)[0].(map[string]any)["redirectUri"] = "typo" }, `unknown field "redirectUri"`},
+		{func(m map[string]any) { m["apps"].([]any)[0].(map[string]any)["redirectUri"] = "typo" }, "directory: apps[0].redirectUri: unknown field"},
 	}
 	for _, c := range cases {
 		var m map[string]any
@@ -97,5 +97,38 @@ func TestSigningKeysPersistInKeyDir(t *testing.T) {
 	}
 	if b.ActiveKID() != kid || !slices.Equal(b.PublishedKIDs(), []string{kid, old}) {
 		t.Fatalf("after restart: active %s published %v, want %s then %s", b.ActiveKID(), b.PublishedKIDs(), kid, old)
+	}
+}
+
+// Every decode error names where it is: the field path for schema errors,
+// line:column for syntax errors.
+func TestDirectoryDecodeErrorsNameThePath(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ doc, want string }{
+		{`{"users":[{"upn":"a@dev.test","passwd":"x"}]}`, "directory: users[0].passwd: unknown field"},
+		{`{"users":[{"upn":"a@dev.test"},{"mfaRegistered":"yes"}]}`, "directory: users[1].mfaRegistered: want boolean, got string"},
+		{`{"apps":[{"appId":"x"},{"appId":"y","redirectUris":{"spa":"http://localhost"}}]}`, "directory: apps[1].redirectUris.spa: want array, got string"},
+		{`{"apps":[{"accessTokenAcceptedVersion":"2"}]}`, "directory: apps[0].accessTokenAcceptedVersion: want integer, got string"},
+		{`{"apps":[{"accessTokenAcceptedVersion":2.5}]}`, "directory: apps[0].accessTokenAcceptedVersion: want integer, got 2.5"},
+		{`{"apps":[{"scopes":[{"value":"a"},{"value":"b","typo":1}]}]}`, "directory: apps[0].scopes[1].typo: unknown field"},
+		{`{"conditionalAccessPolicies":[{"users":"All"}]}`, "directory: conditionalAccessPolicies[0].users: want array, got string"},
+		{`{"tenant":"x"}`, "directory: tenant: want object, got string"},
+		{`{"tenantt":{}}`, "directory: tenantt: unknown field"},
+		{`[]`, "directory: want object, got array"},
+		{"{\n  \"users\": [\n    {\"upn\": \"a\"", "directory: line 3:"},
+		{"{\n  \"users\": [\n    {\"upn\" \"a\"}]}", "directory: line 3:12: invalid JSON: invalid character '\"' after object key"},
+		{`{"users":[]} x`, "directory: line 1:14: invalid JSON: invalid character 'x' after top-level value"},
+		{``, "directory: line 1:1: invalid JSON: unexpected end of JSON input"},
+	}
+	for _, c := range cases {
+		_, err := entraemu.ParseDirectory([]byte(c.doc))
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%s:\n  got  %v\n  want %q", c.doc, err, c.want)
+		}
+	}
+	// Case-insensitive keys decode as encoding/json decodes them: not an error
+	// of shape (the directory then fails validation for what is missing).
+	if _, err := entraemu.ParseDirectory([]byte(`{"Tenant":{"ID":"x"}}`)); err == nil || !strings.Contains(err.Error(), "tenant.id: must be a GUID") {
+		t.Errorf("case-folded keys: %v", err)
 	}
 }
