@@ -105,6 +105,10 @@ func malformed(detail string) *Error {
 const (
 	hintGraph = "This is a token for Microsoft Graph (aud %q). Graph tokens are not meant to be validated by your API; " +
 		"request a token for this API's scope instead (e.g. api://<api-client-id>/access_as_user)."
+	// hintGraphUnverified is hintGraph for a token whose signature failed:
+	// its aud is not trusted, so it is not quoted.
+	hintGraphUnverified = "This looks like a token for Microsoft Graph. Graph tokens are not meant to be validated by your API; " +
+		"request a token for this API's scope instead (e.g. api://<api-client-id>/access_as_user)."
 	hintIDToken = "This looks like an ID token (aud is a client application id%s, no scp/roles). " +
 		"Send the access token for this API (MSAL: acquireTokenSilent with the API scope), not the ID token."
 	hintAudience = "The token was issued for audience %q; this API accepts %s. " +

@@ -196,7 +196,13 @@ func refuseWith(w http.ResponseWriter, r *http.Request, v *Validator, e *Error, 
 	case http.StatusForbidden:
 		body.Error = "insufficient_scope"
 		body.Scope = e.Scope
-		hdr.Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="`+quoteSafe(e.Scope)+`"`)
+		// RFC 6750 §3: scope only when there is one to name (DelegatedOnly
+		// and AppOnly refuse the kind of caller, not a missing scope).
+		if sc := quoteSafe(e.Scope); sc != "" {
+			hdr.Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="`+sc+`"`)
+		} else {
+			hdr.Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
+		}
 	case http.StatusBadRequest:
 		body.Error = "invalid_request"
 		hdr.Set("WWW-Authenticate", `Bearer error="invalid_request"`)

@@ -341,11 +341,14 @@ func (v *Validator) validate(ctx context.Context, token string) (*Principal, int
 	}
 	if err := verify(string(h.alg), key.pub, token[:d2], sig); err != nil {
 		e := unauthorized(ReasonSignature, "signature does not verify", "")
-		// A Graph token cannot be verified by design (nonce); say so.
+		// A Graph token cannot be verified by design (nonce); say so. The
+		// payload is unverified here, so the answer uses fixed text only:
+		// nothing the sender chose (its aud) is echoed.
 		if pb, err := decodePart(nil, token[d1+1:d2]); err == nil {
 			if c, err := parseClaims(pb); err == nil && isGraphAud(c.aud) {
-				e.Hint = fmt.Sprintf(hintGraph, strings.Join(c.aud, " "))
+				e.Hint = hintGraphUnverified
 				e.Reason = ReasonGraphToken
+				e.Detail = "signature does not verify; unverified aud names Microsoft Graph"
 			}
 		}
 		return nil, 0, e

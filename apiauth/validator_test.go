@@ -283,9 +283,9 @@ func TestMiddleware(t *testing.T) {
 		{"/role", "Bearer " + app, 200, "", ""},
 		{"/role", "Bearer " + user, 403, `scope="Demo.Read.All"`, apiauth.ReasonInsufficientScope},
 		{"/apponly", "Bearer " + app, 200, "", ""},
-		{"/apponly", "Bearer " + user, 403, "insufficient_scope", apiauth.ReasonAppOnly},
+		{"/apponly", "Bearer " + user, 403, `Bearer error="insufficient_scope"`, apiauth.ReasonAppOnly},
 		{"/delegatedonly", "Bearer " + user, 200, "", ""},
-		{"/delegatedonly", "Bearer " + app, 403, "insufficient_scope", apiauth.ReasonDelegatedOnly},
+		{"/delegatedonly", "Bearer " + app, 403, `Bearer error="insufficient_scope"`, apiauth.ReasonDelegatedOnly},
 		{"/noauth", "Bearer " + user, 401, "", apiauth.ReasonNoPrincipal},
 	}
 	for _, tc := range cases {
@@ -310,6 +310,8 @@ func TestMiddleware(t *testing.T) {
 		}
 		if got := resp.Header.Get("WWW-Authenticate"); !strings.Contains(got, tc.www) {
 			t.Fatalf("%s: WWW-Authenticate %q, want %q", tc.path, got, tc.www)
+		} else if !strings.Contains(tc.www, "scope=") && strings.Contains(got, "scope=") {
+			t.Fatalf("%s: WWW-Authenticate %q names a scope (none applies)", tc.path, got)
 		}
 		var eb struct {
 			Error  string `json:"error"`
@@ -482,5 +484,28 @@ func TestPrincipalMutationCannotChangeAuthorization(t *testing.T) {
 	}
 	if st := status("/user"); st != http.StatusNoContent {
 		t.Error("/user after the cached principal was mutated:", st)
+	}
+}
+
+// A token whose signature fails is unverified: its claims must not reach the
+// response, even on the path that recognises a Graph audience for the hint.
+func TestForgedGraphTokenAudNotEchoed(t *testing.T) {
+	idp := newTestIDP(t)
+	v := newValidator(t, idp, nil)
+	waitReady(t, v)
+	const marker = "EVIL-MARKER-<script>alert(1)</script>"
+	c := idp.v2Claims(tenantA)
+	c["aud"] = []string{"https://graph.microsoft.com", marker}
+	hb, _ := json.Marshal(map[string]any{"alg": "RS256", "kid": "kid-0", "typ": "JWT"})
+	cb, _ := json.Marshal(c)
+	forged := signRaw(testKeys(6)[5], hb, cb) // not the key published as kid-0
+	srv := httptest.NewServer(v.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	defer srv.Close()
+	st, www, body := call(t, srv.URL, forged)
+	if st != http.StatusUnauthorized || !strings.Contains(body, string(apiauth.ReasonGraphToken)) || !strings.Contains(body, "Graph") {
+		t.Fatalf("forged Graph token: %d %s", st, body)
+	}
+	if strings.Contains(body+www, "EVIL") || strings.Contains(body+www, "graph.microsoft.com") {
+		t.Fatalf("unverified aud echoed in the response: %s / %s", www, body)
 	}
 }
