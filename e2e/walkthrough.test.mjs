@@ -196,11 +196,17 @@ wtest("a consent challenge from /api/obo: the page asks for consent, then Milest
     // As if consent to the upstream permission had been revoked: the next
     // OBO exchange for this user answers AADSTS65001.
     await stack.failNextOBO(USERS.admin.upn, 65001);
+    const authorizeURLs = [];
+    page.context().on("request", (r) => { if (r.url().includes("/oauth2/v2.0/authorize")) authorizeURLs.push(r.url()); });
     const consentP = page.waitForEvent("popup", { timeout: T });
     await page.click("#call-obo");
-    const consent = await consentP; // acquireTokenPopup({prompt: "consent"})
+    const consent = await consentP; // acquireTokenPopup({scopes: [api://<id>/.default], prompt: "consent"})
     await consent.waitForLoadState();
     assert.match(await page.locator("#alert").innerText(), /consent needed/i);
+    // Combined consent at Entra needs the API's .default (knownClientApplications).
+    const asked = new URL(authorizeURLs.at(-1)).searchParams;
+    assert.equal(asked.get("prompt"), "consent");
+    assert.ok(asked.get("scope").split(" ").includes("api://68fee0a8-293c-4256-8007-b5453b634b61/.default"), asked.get("scope"));
     await consent.locator("#accept").waitFor({ timeout: T });
     await shot(consent, "13-emulator-consent");
     await finishInteraction(consent);
@@ -283,8 +289,8 @@ wtest("with pop-ups blocked, sign-in and the MFA step-up fall back to full-page 
   });
 });
 
-wtest("the page names the problem: API refusing the origin (CORS), sign-in service down", { timeout: 120000 }, async () => {
-  await withBrowser("misconfigured", async ({ page }) => {
+wtest("the page names the problem: API refusing the origin (CORS), sign-in service down", { timeout: 240000 }, async () => {
+  await withBrowser("misconfigured", async ({ context, page }) => {
     await openPage(page);
     const popup = await signIn(page, USERS.reader.upn);
     await finishInteraction(popup);
@@ -304,8 +310,22 @@ wtest("the page names the problem: API refusing the origin (CORS), sign-in servi
       await stack.startOne("demoapi");
     }
 
+    // A second tab, loaded (and signed out) while the emulator still runs.
+    const later = await context.newPage();
+    await openPage(later);
     await stack.stopOne("devidp");
     try {
+      // The IdP went away after the page loaded: signing in fails (fetch
+      // error, or the pop-up never reports back), and the page checks the
+      // authority again instead of calling that "cancelled".
+      await later.click("#sign-in");
+      const laterAlert = later.locator("#alert");
+      await laterAlert.getByText(/sign-in service \(devidp\) is not running/).waitFor({ timeout: 90000 });
+      assert.doesNotMatch(await laterAlert.innerText(), /cancelled/i);
+      assert.equal(await later.locator("#m1").getAttribute("data-state"), "error");
+      await shot(later, "16a-idp-down-after-load");
+      await later.close();
+
       await page.reload();
       const alert = page.locator("#alert");
       await alert.getByText(/sign-in service \(devidp\) is not running/).waitFor({ timeout: T });

@@ -243,6 +243,24 @@
     return e && (e.errorCode === "user_cancelled" || e.errorCode === "timed_out");
   }
 
+  // isNetworkish: msal-browser could not talk to the authority (fetch failed,
+  // or the pop-up never reported back, which is also what a sign-in page that
+  // failed to load looks like). The IdP may have gone away since the page
+  // loaded, so the authority is checked again before the message is chosen.
+  const NETWORK_ERRORS = ["timed_out", "no_network_connectivity", "post_request_failed", "get_request_failed",
+    "endpoints_resolution_error", "network_error"];
+
+  function isNetworkish(e) {
+    return !!e && NETWORK_ERRORS.includes(e.errorCode);
+  }
+
+  // authorityGone re-runs the boot-time check after a network-type failure;
+  // true when it found (and showed) a problem with the authority.
+  async function authorityGone(e) {
+    if (!isNetworkish(e) || !cfg) return false;
+    return !(await checkAuthority());
+  }
+
   function isSuperseded(e) {
     return e && e.errorCode === "interaction_in_progress_cancelled";
   }
@@ -363,6 +381,19 @@
 
   // ------------------------------------------------------------ msal flows
 
+  // defaultScopes is "<API resource>/.default" for every resource named by
+  // cfg.apiScopes (e.g. api://<id>/access_as_user → api://<id>/.default).
+  function defaultScopes() {
+    const out = [];
+    for (const sc of cfg.apiScopes) {
+      const i = sc.lastIndexOf("/");
+      const res = i > sc.indexOf("://") + 2 ? sc.slice(0, i) : sc;
+      const d = res + "/.default";
+      if (!out.includes(d)) out.push(d);
+    }
+    return out;
+  }
+
   function loginRequest() {
     // The API scope at sign-in gives one consent prompt for everything.
     return { scopes: cfg.apiScopes.slice() };
@@ -414,6 +445,10 @@
       if (isPopupBlocked(e)) {
         showAlert("info", "Pop-up blocked — continuing in this window", "Your browser blocked the sign-in window, so this page redirects to the sign-in page instead.");
         await pca.loginRedirect(loginRequest());
+        return;
+      }
+      if (await authorityGone(e)) {
+        if (gen === generation) setMilestone(1, "error", placeholder("Sign-in is unavailable until the problem above is fixed."), "Unavailable");
         return;
       }
       if (isUserCancelled(e)) {
@@ -483,6 +518,10 @@
           token = await getApiToken(stepUp, path, ctx);
         } catch (e) {
           if (isSuperseded(e)) return;
+          if (await authorityGone(e)) {
+            setMilestone(n, "error", placeholder("Could not get a token: the sign-in service is unavailable."));
+            return;
+          }
           if (isUserCancelled(e)) {
             setMilestone(n, "blocked", placeholder("The sign-in window was closed before it finished."), "Cancelled");
             showAlert("info", "Cancelled", "The sign-in window was closed or did not finish in time, so the API was not called.");
@@ -535,9 +574,15 @@
           stepUp = {};
           if (claims) stepUp.claims = claims;
           if (isConsent) {
-            // The API scope with prompt=consent: the SPA is a known client
-            // application of the API, so this one consent also covers the
-            // API's permission to the upstream (combined consent).
+            // Combined consent: the API lists this SPA in its
+            // knownClientApplications, and Entra then extends the consent to
+            // the API's own permissions (Graph User.Read) only when the SPA
+            // asks for the API's ".default". Re-requesting access_as_user
+            // with prompt=consent would consent to the API alone, and the
+            // retried OBO would fail with AADSTS65001 again. The .default
+            // token still carries scp access_as_user (the SPA's API
+            // permission).
+            stepUp.scopes = defaultScopes();
             stepUp.prompt = "consent";
           }
           const why = isConsent
