@@ -426,8 +426,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleConsent processes the consent page: accept records the user's
-// consent (and, for a known client, consent to what the resource itself
-// needs downstream: combined consent).
+// consent (and, for a known client asking for ".default", consent to what
+// the resource itself needs downstream: combined consent).
 func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	f, e := s.flowOf(r)
 	if e != nil {
@@ -454,6 +454,14 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 
 // recordConsent records the user's consent to every requested resource, or
 // none of them when one needs an administrator.
+//
+// Combined consent (the resource lists the client in knownClientApplications)
+// also records the user's consent to what the resource itself needs
+// downstream (its requiredResourceAccess), but only when the client asked
+// for the resource's ".default": Entra extends consent that way only for
+// ".default" (protocol facts §9). A request for a specific scope, even with
+// prompt=consent, consents the client to that scope alone, so the resource's
+// On-Behalf-Of exchange keeps failing with AADSTS65001.
 func (s *Server) recordConsent(client *App, user *User, qs []*scopeRequest) *oauthError {
 	scopes := make([][]string, len(qs))
 	for i, q := range qs {
@@ -467,7 +475,7 @@ func (s *Server) recordConsent(client *App, user *User, qs []*scopeRequest) *oau
 	for i, q := range qs {
 		res := q.resource
 		s.addConsent(user, client, res, scopes[i])
-		if slices.ContainsFunc(res.KnownClientApplications, func(k string) bool { return strings.EqualFold(k, client.AppID) }) {
+		if q.isDefault() && slices.ContainsFunc(res.KnownClientApplications, func(k string) bool { return strings.EqualFold(k, client.AppID) }) {
 			for _, ra := range res.RequiredResourceAccess {
 				if down := s.dir.App(ra.ResourceAppID); down != nil {
 					s.addConsent(user, res, down, ra.Scopes)

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -201,4 +202,76 @@ func readBody(t *testing.T, resp *http.Response) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// Combined consent is for ".default" only (protocol facts §9): the API lists
+// the SPA in knownClientApplications, yet consenting to the specific scope
+// access_as_user (even with prompt=consent) consents the SPA to the API and
+// nothing more, so the API's On-Behalf-Of exchange for Graph still answers
+// AADSTS65001. Asking for "api://…/.default" shows the consent page again
+// and this time also records the user's consent to the API's own required
+// permissions (Graph User.Read): OBO then works, and the .default token
+// still carries scp access_as_user (the SPA's requiredResourceAccess).
+func TestCombinedConsentNeedsDefault(t *testing.T) {
+	t.Parallel()
+	dir := entraemu.DefaultDirectory()
+	for _, id := range []string{entraemu.SPAClientID, entraemu.APIClientID, entraemu.CLIClientID} {
+		dir.App(id).Grants = nil // no admin consent anywhere: only the user's
+	}
+	ts := entraemu.NewTestServer(t, entraemu.WithDirectory(dir))
+	secret := secretOf(t, entraemu.APIClientID)
+	obo := func(at string) (int, map[string]any) {
+		t.Helper()
+		return ts.PostToken(t, oboForm(secret, at))
+	}
+	// errOf is what a failure message shows of a token response (no token).
+	errOf := func(body map[string]any) string {
+		return fmt.Sprintf("error=%v suberror=%v codes=%v scope=%v", body["error"], body["suberror"], body["error_codes"], body["scope"])
+	}
+	consentAndRedeem := func(b *entraemu.Browser, req entraemu.AuthorizeRequest) string {
+		t.Helper()
+		res := b.Authorize(t, req)
+		if !slices.Contains(res.Pages, "Permissions requested") || res.Code == "" {
+			t.Fatalf("%v: pages %v params %v", req.Scopes, res.Pages, res.Params)
+		}
+		st, tok := b.Redeem(t, req, res, nil)
+		if st != 200 {
+			t.Fatalf("%v: redeem %d %s", req.Scopes, st, errOf(tok))
+		}
+		at := tok["access_token"].(string)
+		if c := claimsOf(t, at); c["aud"] != entraemu.APIClientID || c["scp"] != "access_as_user" {
+			t.Fatalf("%v: API token %v", req.Scopes, c)
+		}
+		return at
+	}
+	apiDefault := entraemu.APIAppIDURI + "/.default"
+
+	// The specific scope with prompt=consent: what re-consenting to the API
+	// alone achieves at Entra. The SPA's token works, OBO does not.
+	b := ts.NewBrowser("reader@dev.test", "dev-password")
+	at := consentAndRedeem(b, entraemu.AuthorizeRequest{ClientID: entraemu.SPAClientID, RedirectURI: spaRedirect,
+		Scopes: []string{apiScope}, Prompt: "consent"})
+	if st, body := obo(at); st != 400 || body["error"] != "invalid_grant" || !hasCode(body, 65001) || body["suberror"] != "consent_required" {
+		t.Fatalf("OBO after consenting to the specific scope: %d %s", st, errOf(body))
+	}
+
+	// ".default" for the API with prompt=consent: combined consent.
+	at = consentAndRedeem(b, entraemu.AuthorizeRequest{ClientID: entraemu.SPAClientID, RedirectURI: spaRedirect,
+		Scopes: []string{apiDefault}, Prompt: "consent"})
+	st, body := obo(at)
+	if st != 200 {
+		t.Fatalf("OBO after .default consent: %d %s", st, errOf(body))
+	}
+	if g := claimsOf(t, body["access_token"].(string)); g["aud"] != entraemu.GraphAppIDURI || g["scp"] != "User.Read" {
+		t.Fatalf("Graph token: %v", g)
+	}
+
+	// ".default" from a client the API does not list as known: consent to
+	// the API only, no combined consent.
+	cli := ts.NewBrowser("admin@dev.test", "dev-password")
+	at = consentAndRedeem(cli, entraemu.AuthorizeRequest{ClientID: entraemu.CLIClientID, RedirectURI: "http://localhost",
+		Scopes: []string{apiDefault}, Prompt: "consent"})
+	if st, body := obo(at); st != 400 || !hasCode(body, 65001) {
+		t.Fatalf("OBO for a client that is not a known client application: %d %s", st, errOf(body))
+	}
 }
