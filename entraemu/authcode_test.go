@@ -201,7 +201,11 @@ func TestConsentPageAndCombinedConsent(t *testing.T) {
 	dir.App(entraemu.SPAClientID).Grants = nil // no admin consent: the user must consent
 	dir.App(entraemu.APIClientID).Grants = nil
 	ts := entraemu.NewTestServer(t, entraemu.WithDirectory(dir))
+	// Combined consent (knownClientApplications) happens only for a
+	// .default request, as at Entra; consentupfront_test.go covers the
+	// specific-scope case.
 	req := spaRequest()
+	req.Scopes = []string{entraemu.APIAppIDURI + "/.default"}
 	declined := ts.NewBrowser("reader@dev.test", "dev-password")
 	declined.DeclineConsent = true
 	res := declined.Authorize(t, req)
