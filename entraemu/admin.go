@@ -1,9 +1,11 @@
 package entraemu
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -40,13 +42,25 @@ func (s *Server) PublishedKIDs() []string {
 }
 
 // SetJWKSFault makes the JWKS endpoints slow and/or failing; the zero
-// value restores them.
-func (s *Server) SetJWKSFault(f JWKSFault) {
+// value restores them. Delay must be 0–5 min (the server's write timeout
+// allows 6) and Status 0 (answer normally) or an error status 400–599: a
+// 200 or a redirect would not be a fault. An invalid fault is an error and
+// changes nothing.
+func (s *Server) SetJWKSFault(f JWKSFault) error {
+	if f.Delay < 0 || f.Delay > maxJWKSDelay {
+		return fmt.Errorf("entraemu: JWKS fault delay must be between 0 and %v, got %v", maxJWKSDelay, f.Delay)
+	}
+	if f.Status != 0 && (f.Status < 400 || f.Status > 599) {
+		return fmt.Errorf("entraemu: JWKS fault status must be 0 (healthy) or 400-599, got %d", f.Status)
+	}
 	s.mu.Lock()
 	s.fault = f
 	s.mu.Unlock()
 	s.log.Info("jwks fault set", "delay", f.Delay, "status", f.Status)
+	return nil
 }
+
+const maxJWKSDelay = 5 * time.Minute
 
 // IsLoopback reports whether a RemoteAddr ("ip:port") is a loopback
 // address; the admin endpoints refuse everything else.
@@ -127,7 +141,7 @@ func (s *Server) adminJWKSFault(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if d := q.Get("delay"); d != "" {
 		v, err := time.ParseDuration(d)
-		if err != nil || v < 0 || v > 5*time.Minute {
+		if err != nil {
 			adminError(w, http.StatusBadRequest, "delay must be a Go duration between 0 and 5m")
 			return
 		}
@@ -135,13 +149,16 @@ func (s *Server) adminJWKSFault(w http.ResponseWriter, r *http.Request) {
 	}
 	if st := q.Get("status"); st != "" {
 		v, err := strconv.Atoi(st)
-		if err != nil || (v != 0 && (v < 400 || v > 599)) {
+		if err != nil {
 			adminError(w, http.StatusBadRequest, "status must be 0 (healthy) or 400-599")
 			return
 		}
 		f.Status = v
 	}
-	s.SetJWKSFault(f)
+	if err := s.SetJWKSFault(f); err != nil { // the same rules as from Go
+		adminError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), "entraemu: "))
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"delay": f.Delay.String(), "status": f.Status})
 }
 
@@ -149,11 +166,14 @@ func (s *Server) adminFailOBO(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	user := q.Get("user")
 	code, err := strconv.Atoi(q.Get("aadsts"))
-	if s.dir.User(user) == nil || err != nil || code <= 0 {
+	if err != nil {
 		adminError(w, http.StatusBadRequest, "need user=<upn or oid of a directory user> and aadsts=<code>")
 		return
 	}
-	s.FailNextOBO(user, code)
+	if err := s.FailNextOBO(user, code); err != nil { // the same rules as from Go
+		adminError(w, http.StatusBadRequest, "need user=<upn or oid of a directory user> and aadsts=<code>: "+strings.TrimPrefix(err.Error(), "entraemu: "))
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"user": user, "aadsts": code})
 }
 

@@ -1,6 +1,7 @@
 package entraemu
 
 import (
+	"fmt"
 	"strings"
 	"time"
 )
@@ -134,15 +135,20 @@ func isAudienceOf(app *App, aud string) bool {
 // interaction_required with a claims challenge, 65001 → invalid_grant +
 // consent_required, 500011 → invalid_resource, 700024/50013/500133 →
 // invalid_grant, ...). It fires after client and assertion validation.
-func (s *Server) FailNextOBO(user string, aadsts int) {
+// An unknown user or a code ≤ 0 is an error (and arms nothing): a typo in
+// a test must not silently leave OBO working.
+func (s *Server) FailNextOBO(user string, aadsts int) error {
 	u := s.dir.User(user)
-	key := strings.ToLower(user)
-	if u != nil {
-		key = strings.ToLower(u.OID)
+	if u == nil {
+		return fmt.Errorf("entraemu: FailNextOBO: no user %q (UPN or oid) in the directory", user)
+	}
+	if aadsts <= 0 {
+		return fmt.Errorf("entraemu: FailNextOBO: AADSTS code must be positive, got %d", aadsts)
 	}
 	s.mu.Lock()
-	s.failOBO[key] = aadsts
+	s.failOBO[strings.ToLower(u.OID)] = aadsts
 	s.mu.Unlock()
+	return nil
 }
 
 func (s *Server) takeFailOBO(u *User) (int, bool) {
