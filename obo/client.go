@@ -333,6 +333,9 @@ func (c *Client) Forget(ctx context.Context, assertion string, scopes []string) 
 		c.replaceMSAL(gen)
 	}
 	_ = c.store.Delete(ctx, k)
+	if m, ok := c.store.(refusalMarker); ok {
+		_ = m.MarkRefused(ctx, k, until.Sub(now))
+	}
 }
 
 // forgotten reports whether k was forgotten while mc is the shared MSAL
@@ -446,14 +449,18 @@ func (c *Client) exchange(parent context.Context, k Key, assertion string, scope
 }
 
 // acquire asks MSAL for the token: the shared client normally; a fresh
-// client (no cache, so a network exchange) for a forgotten key, or when the
-// shared client answered from its cache for a key forgotten meanwhile.
+// client (no cache, so a network exchange) for a key forgotten here, or when
+// the shared client answered from its cache for a key forgotten meanwhile,
+// here or on another instance (the shared store's refusal mark).
 func (c *Client) acquire(ctx context.Context, k Key, assertion string, scopes []string) (confidential.AuthResult, error) {
 	mc := c.msalClient()
 	if !c.forgotten(k, mc) {
 		ar, err := mc.c.AcquireTokenOnBehalfOf(ctx, assertion, scopes)
-		if err != nil || ar.Metadata.TokenSource != confidential.TokenSourceCache || !c.forgotten(k, mc) {
+		if err != nil || ar.Metadata.TokenSource != confidential.TokenSourceCache {
 			return ar, err
+		}
+		if !c.forgotten(k, mc) && !c.refusedElsewhere(ctx, k) {
+			return ar, nil
 		}
 	}
 	fresh, err := c.newMSAL()
@@ -462,6 +469,17 @@ func (c *Client) acquire(ctx context.Context, k Key, assertion string, scopes []
 	}
 	c.bypass.Add(1)
 	return fresh.AcquireTokenOnBehalfOf(ctx, assertion, scopes)
+}
+
+// refusedElsewhere reports whether the shared store holds a refusal mark
+// for k (another instance's Forget).
+func (c *Client) refusedElsewhere(ctx context.Context, k Key) bool {
+	m, ok := c.store.(refusalMarker)
+	if !ok {
+		return false
+	}
+	refused, err := m.Refused(ctx, k)
+	return err == nil && refused
 }
 
 // lockPoll is how often an instance waiting for another instance's exchange

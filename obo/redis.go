@@ -200,6 +200,22 @@ func (r *RedisStore) Delete(ctx context.Context, k Key) error {
 	return r.rdb.Del(ctx, r.RedisKey(k)).Err()
 }
 
+// MarkRefused records in Redis, for ttl, that the downstream API refused
+// k's token, so that other instances do not take it back from their own MSAL
+// cache (see Client.Forget).
+func (r *RedisStore) MarkRefused(ctx context.Context, k Key, ttl time.Duration) error {
+	if ttl < time.Millisecond {
+		return nil
+	}
+	return r.rdb.Set(ctx, r.prefix+"refused:"+k.String(), "1", ttl).Err()
+}
+
+// Refused reports whether MarkRefused marked k and the mark has not expired.
+func (r *RedisStore) Refused(ctx context.Context, k Key) (bool, error) {
+	n, err := r.rdb.Exists(ctx, r.prefix+"refused:"+k.String()).Result()
+	return n > 0, err
+}
+
 // Lock implements Locker: SET NX with a TTL and a random owner value; the
 // returned unlock deletes the lock only while this owner still holds it.
 func (r *RedisStore) Lock(ctx context.Context, k Key, ttl time.Duration) (func(), bool, error) {

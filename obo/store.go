@@ -49,6 +49,16 @@ type Locker interface {
 	Lock(ctx context.Context, k Key, ttl time.Duration) (unlock func(), ok bool, err error)
 }
 
+// refusalMarker is implemented by shared stores (RedisStore, TieredStore
+// over it): Client.Forget marks the key there, so that another instance
+// whose own MSAL cache still holds the refused token (it made that exchange)
+// does not hand it out again. It is read only when MSAL answers from its
+// cache, which is rare: our store is in front.
+type refusalMarker interface {
+	MarkRefused(ctx context.Context, k Key, ttl time.Duration) error
+	Refused(ctx context.Context, k Key) (bool, error)
+}
+
 // DefaultMaxEntries bounds the default in-memory store. One entry costs the
 // downstream token (1–3 KiB) plus about 150 bytes of bookkeeping.
 const DefaultMaxEntries = 10000

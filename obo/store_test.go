@@ -295,3 +295,52 @@ func TestTieredStoreKeepsFullLifetimeWhenRedisIsDown(t *testing.T) {
 		t.Fatal("an entry Redis could not take was capped in memory")
 	}
 }
+
+// TestForgetOnOneInstanceBypassesAnotherInstancesMSALCache: instance B
+// exchanged the token itself, so B's own MSAL cache holds it; A got it from
+// Redis, and the upstream refused it there. Once B's memory copy is re-read,
+// B must not take the refused token back from its MSAL cache.
+func TestForgetOnOneInstanceBypassesAnotherInstancesMSALCache(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	f := newFakeIdP(t)
+	var minted atomic.Int64
+	f.set(0, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "expires_in": 3600,
+			"access_token": fmt.Sprintf("tok.%d", minted.Add(1))})
+	})
+	kr, _ := KeyringFromBase64(NewRandomKey())
+	var mu sync.Mutex
+	now := time.Now()
+	clockB := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	a := f.client(t, func(c *Config) {
+		c.Store = NewTieredStore(NewMemoryStore(100, nil), NewRedisStore(rdb, prefix, kr), discardLogger())
+	})
+	b := f.client(t, func(c *Config) {
+		c.Store = NewTieredStore(NewMemoryStore(100, clockB), NewRedisStore(rdb, prefix, kr), discardLogger())
+	})
+	ctx := context.Background()
+	t1, err := b.Token(ctx, "shared", graphScopes)
+	if err != nil || t1.Source != SourceIdP {
+		t.Fatalf("%+v %v", t1, err)
+	}
+	if got, _ := a.Token(ctx, "shared", graphScopes); got.AccessToken != t1.AccessToken || got.Tier != "redis" {
+		t.Fatalf("A from Redis: %+v", got)
+	}
+	a.Forget(ctx, "shared", graphScopes)
+	mu.Lock()
+	now = now.Add(DefaultL1MaxAge + time.Second)
+	mu.Unlock()
+	got, err := b.Token(ctx, "shared", graphScopes)
+	if err != nil || got.AccessToken == t1.AccessToken {
+		t.Fatalf("B served the token A's upstream refused: %+v %v", got, err)
+	}
+	if got.Source != SourceIdP || f.obo.Load() != 2 || b.Stats().MSALBypasses != 1 {
+		t.Fatalf("%+v, %d grants, stats %+v", got, f.obo.Load(), b.Stats())
+	}
+	if keys := rdb.Keys(ctx, prefix+"refused:*").Val(); len(keys) != 1 {
+		t.Fatalf("refusal marks %v", keys)
+	} else if ttl := rdb.PTTL(ctx, keys[0]).Val(); ttl <= 0 || ttl > time.Hour {
+		t.Fatalf("refusal mark TTL %v: want until the refused token expires", ttl)
+	}
+}

@@ -172,6 +172,36 @@ func (t *TieredStore) Delete(ctx context.Context, k Key) error {
 	return nil
 }
 
+// MarkRefused implements refusalMarker when L2 does (a failure is logged).
+func (t *TieredStore) MarkRefused(ctx context.Context, k Key, ttl time.Duration) error {
+	m, ok := t.L2.(refusalMarker)
+	if !ok || !t.l2Up() {
+		return nil
+	}
+	c, cancel := t.l2Ctx(ctx)
+	defer cancel()
+	if err := m.MarkRefused(c, k, ttl); err != nil {
+		t.l2Failed("mark", err)
+	}
+	return nil
+}
+
+// Refused implements refusalMarker when L2 does; unknown (L2 down) is false.
+func (t *TieredStore) Refused(ctx context.Context, k Key) (bool, error) {
+	m, ok := t.L2.(refusalMarker)
+	if !ok || !t.l2Up() {
+		return false, nil
+	}
+	c, cancel := t.l2Ctx(ctx)
+	defer cancel()
+	refused, err := m.Refused(c, k)
+	if err != nil {
+		t.l2Failed("get", err)
+		return false, nil
+	}
+	return refused, nil
+}
+
 var errL2Down = errors.New("obo: shared store backing off")
 
 // Lock implements Locker when L2 does.
