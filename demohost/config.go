@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 
 	"github.com/entra-go/secure-api/internal/svc"
@@ -59,7 +58,8 @@ type Config struct {
 //	API_BASE_URL       where demoapi listens (default http://localhost:5050)
 //	REDIRECT_URI       default http://<ADDR>/redirect.html
 //	STATIC_DIR         serve the page from this folder instead of the embedded copy
-//	DEVIDP_CA_FILE     dev CA for the server-side authority probe (default .devidp/ca.pem if present)
+//	DEVIDP_CA_FILE     dev CA for the server-side authority probe (local mode default .devidp/ca.pem,
+//	                   read once it exists, so demohost may start before devidp)
 func LoadConfig(getenv func(string) string) (Config, error) {
 	env := func(k, def string) string { return svc.Or(strings.TrimSpace(getenv(k)), def) }
 	c := Config{Addr: env("ADDR", defaultAddr), StaticDir: env("STATIC_DIR", "")}
@@ -125,11 +125,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if mode == svc.ModeLocal {
 		c.Page.TrustHelp = "The emulator's certificate is issued by a dev CA created on its first run (.devidp/ca.pem). " +
 			"Open the link once and accept the warning, or trust .devidp/ca.pem in your browser or OS (README: \"Trusting its CA\")."
-		if c.CAFile == "" {
-			if _, err := os.Stat(svc.DefaultCAFile); err == nil {
-				c.CAFile = svc.DefaultCAFile
-			}
-		}
+		// The default path even before devidp has written the file: the
+		// probe picks the CA up when it appears (devidp may start after us).
+		c.CAFile = svc.Or(c.CAFile, svc.DefaultCAFile)
 	}
 	return c, nil
 }

@@ -48,6 +48,14 @@ func TestLoadConfigLocalDefaults(t *testing.T) {
 	if c.Addr != "localhost:30662" {
 		t.Errorf("addr %q", c.Addr)
 	}
+	// The dev CA path is set even before devidp has written it: demohost
+	// may start first, and its probe picks the file up when it appears.
+	if c.CAFile != ".devidp/ca.pem" {
+		t.Errorf("CAFile %q: want the default dev CA path in local mode", c.CAFile)
+	}
+	if e, _ := LoadConfig(envOf(map[string]string{"TENANT_ID": "t"})); e.CAFile != "" {
+		t.Errorf("Entra mode trusts a dev CA by default: %q", e.CAFile)
+	}
 }
 
 func TestLoadConfigEntra(t *testing.T) {

@@ -74,8 +74,9 @@ func (h *host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
 	hd.Set("Cross-Origin-Resource-Policy", "same-origin")
-	// No Cross-Origin-Opener-Policy: msal-browser's popup flow watches the
-	// popup window, and the redirect bridge must never send one (§6.6).
+	// No Cross-Origin-Opener-Policy: the v5 redirect bridge page must never
+	// send one (protocol-facts §6.6), and one policy for the whole origin
+	// keeps the page and the bridge alike.
 
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		hd.Set("Allow", "GET, HEAD")

@@ -1,6 +1,7 @@
 // Browser end-to-end tests of the walkthrough: Debian's Chromium, the real
 // msal-browser page served by demohost, the real emulator's sign-in pages,
-// the real demoapi and upstream. Run: node --test e2e/ (scripts/test.sh does).
+// the real demoapi and upstream. Run: node --test --test-concurrency=1
+// e2e/walkthrough.test.mjs (scripts/test.sh does).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
