@@ -121,6 +121,12 @@ func TestIdPErrorsAreMapped(t *testing.T) {
 					t.Errorf("claims %q", e.Claims)
 				}
 			}},
+		{"interaction_required, no claims, other code", idpError(400, `{"error":"interaction_required","error_codes":[50158]}`),
+			0, KindInvalidAssertion, func(t *testing.T, e *Error) {
+				if e.Claims != "" {
+					t.Errorf("claims %q: nothing to replay was sent", e.Claims)
+				}
+			}},
 		{"consent 65001", idpError(400, `{"error":"invalid_grant","error_description":"AADSTS65001: The user or administrator has not consented","error_codes":[65001],"suberror":"consent_required"}`),
 			0, KindConsentRequired, func(t *testing.T, e *Error) {
 				if len(e.Scopes) != 1 || e.Scopes[0] != graphScopes[0] {
