@@ -86,7 +86,9 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	})
 	w.idpProxy = newTCPProxy(t, strings.TrimPrefix(w.idp.URL, "https://localhost"))
 
-	// The upstream service, configured as its command configures it.
+	// The upstream service, configured as its command configures it. This
+	// copies upstream's LoadConfig defaults, newValidator and directoryLookup:
+	// they live in package main there and cannot be imported from here.
 	uv, err := apiauth.New(apiauth.Config{Authority: w.idp.Authority, ClientID: entraemu.GraphAppID,
 		Audiences: []string{"https://graph.microsoft.com", "https://graph.microsoft.com/"}, Versions: []string{"1.0"},
 		HTTPClient: w.idp.Client, Logger: discard()})
@@ -100,8 +102,8 @@ func newWorld(t testing.TB, o worldOpts) *world {
 		t.Fatal(err)
 	}
 	lookup := func(oid string) (graph.User, bool) {
-		u := w.dir.User(oid)
-		if u == nil {
+		u := w.dir.User(oid) // by UPN or oid: only an oid match counts, as in upstream's directoryLookup
+		if u == nil || u.OID != oid {
 			return graph.User{}, false
 		}
 		return graph.User{ID: u.OID, DisplayName: u.DisplayName, UserPrincipalName: u.UPN, Mail: u.Mail,
@@ -628,12 +630,37 @@ func TestOBOCacheCountsGrants(t *testing.T) {
 	}
 
 	tok = w.userToken(upns[1])
+	wantOID := dir.User(upns[1]).OID
 	var wg sync.WaitGroup
-	for i := 0; i < 100; i++ {
+	// Each goroutine writes only its own slot; read after wg.Wait.
+	answers := make([]oboAnswer, 100)
+	for i := range answers {
 		wg.Add(1)
-		go func() { defer wg.Done(); callOBO(t, api, tok) }()
+		go func(i int) { defer wg.Done(); answers[i] = callOBO(t, api, tok) }(i)
 	}
 	wg.Wait()
+	fromIdP, leaders := 0, 0
+	for i, a := range answers {
+		if a.status != 200 || a.upstreamID() != wantOID {
+			t.Errorf("concurrent call %d: %d id %q, want 200 id %q (%v)", i, a.status, a.upstreamID(), wantOID, a.body)
+			continue
+		}
+		switch a.source() {
+		case "idp":
+			fromIdP++
+			if tk, _ := a.body["token"].(map[string]any); tk["coalesced"] != true {
+				leaders++
+			}
+		case "cache":
+		default:
+			t.Errorf("concurrent call %d: token source %q", i, a.source())
+		}
+	}
+	// Whoever did not find the token cached shared the one exchange: an
+	// "idp" answer that did not coalesce with others is an exchange of its own.
+	if !t.Failed() && (fromIdP == 0 || (fromIdP > 1 && leaders > 0)) {
+		t.Errorf("100 concurrent cold calls: %d answers from the IdP, %d of them not coalesced", fromIdP, leaders)
+	}
 	if n := w.oboGrants(); n != 2 {
 		t.Fatalf("100 concurrent cold calls with one token: %d OBO grants, want 1", n-1)
 	}
