@@ -110,7 +110,14 @@ func (s *Server) baseURL() string { return "https://" + s.host }
 func (s *Server) IssuerV2() string { return s.baseURL() + "/" + s.dir.Tenant.ID + "/v2.0" }
 func (s *Server) IssuerV1() string { return s.baseURL() + "/" + s.dir.Tenant.ID + "/" }
 
-func (s *Server) routes() http.Handler {
+// pagePatterns are the routes a browser navigates to: their errors are
+// pages, never JSON.
+var pagePatterns = map[string]bool{
+	"/{tenant}/oauth2/v2.0/authorize": true, "/{tenant}/oauth2/v2.0/logout": true, "/{tenant}/oauth2/logout": true,
+	"/{tenant}/login": true, "/{tenant}/consent": true, "/{tenant}/mfa": true,
+}
+
+func (s *Server) routes() *http.ServeMux {
 	m := http.NewServeMux()
 	m.Handle("/{tenant}/v2.0/.well-known/openid-configuration", s.cors(s.counted("discovery", s.handleDiscoveryV2)))
 	m.Handle("/{tenant}/.well-known/openid-configuration", s.cors(s.counted("discovery", s.handleDiscoveryV1)))
@@ -123,9 +130,9 @@ func (s *Server) routes() http.Handler {
 	m.Handle("/{tenant}/oauth2/v2.0/authorize", s.counted("authorize", s.handleAuthorize))
 	m.Handle("/{tenant}/oauth2/v2.0/logout", s.cors(s.counted("logout", s.handleLogout)))
 	m.Handle("/{tenant}/oauth2/logout", s.cors(s.counted("logout", s.handleLogout)))
-	m.HandleFunc("POST /{tenant}/login", s.handleLogin)
-	m.HandleFunc("POST /{tenant}/consent", s.handleConsent)
-	m.HandleFunc("POST /{tenant}/mfa", s.handleMFA)
+	m.HandleFunc("/{tenant}/login", s.formTarget(s.handleLogin))
+	m.HandleFunc("/{tenant}/consent", s.formTarget(s.handleConsent))
+	m.HandleFunc("/{tenant}/mfa", s.formTarget(s.handleMFA))
 	m.HandleFunc("GET /healthz", s.handleHealth)
 	m.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	m.HandleFunc("GET /error", s.handleErrorPage)
@@ -133,6 +140,20 @@ func (s *Server) routes() http.Handler {
 	s.adminRoutes(m)
 	m.HandleFunc("/", s.handleNotFound)
 	return m
+}
+
+// formTarget guards the sign-in pages' form targets: anything but a POST
+// (the address bar's URL after a form post, reloaded or bookmarked) gets an
+// error page, as every browser-facing answer does.
+func (s *Server) formTarget(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			s.errorPage(w, r, http.StatusMethodNotAllowed, methodNotAllowed("POST", r))
+			return
+		}
+		h(w, r)
+	}
 }
 
 // counted wraps a handler so every request is counted under name.
@@ -182,15 +203,22 @@ func (s *Server) ResetCounters() {
 	})
 }
 
-// limits caps query and body sizes before any handler parses them.
-func (s *Server) limits(h http.Handler) http.Handler {
+// limits caps query and body sizes before any handler parses them; a
+// too-long query is refused on a page for the browser endpoints, in JSON
+// for the others.
+func (s *Server) limits(m *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(r.URL.RawQuery) > maxQueryBytes {
-			s.writeError(w, r, invalidRequest(90015, "Requested query string is too long."))
+			e := invalidRequest(90015, "Requested query string is too long.")
+			if _, pattern := m.Handler(r); pagePatterns[pattern] {
+				s.errorPage(w, r, http.StatusBadRequest, e)
+			} else {
+				s.writeError(w, r, e)
+			}
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-		h.ServeHTTP(w, r)
+		m.ServeHTTP(w, r)
 	})
 }
 
