@@ -216,24 +216,7 @@ func TestTieredStoreDegradesToMemoryWhenRedisDies(t *testing.T) {
 // serving it once its memory copy reaches L1MaxAge and reads Redis again,
 // where the token is gone; B then gets a new token.
 func TestForgetReachesOtherInstancesThroughRedis(t *testing.T) {
-	rdb, prefix := testRedis(t)
-	f := newFakeIdP(t)
-	var minted atomic.Int64
-	f.set(0, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "expires_in": 3600,
-			"access_token": fmt.Sprintf("tok.%d", minted.Add(1))})
-	})
-	kr, _ := KeyringFromBase64(NewRandomKey())
-	var mu sync.Mutex
-	now := time.Now()
-	clockB := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	a := f.client(t, func(c *Config) {
-		c.Store = NewTieredStore(NewMemoryStore(100, nil), NewRedisStore(rdb, prefix, kr), discardLogger())
-	})
-	b := f.client(t, func(c *Config) {
-		c.Store = NewTieredStore(NewMemoryStore(100, clockB), NewRedisStore(rdb, prefix, kr), discardLogger())
-	})
+	a, b, f, _, _, advanceB := twoTieredInstances(t)
 	ctx := context.Background()
 	get := func(c *Client) Token {
 		t.Helper()
@@ -254,9 +237,7 @@ func TestForgetReachesOtherInstancesThroughRedis(t *testing.T) {
 	if tok := get(b); tok.AccessToken != t1.AccessToken {
 		t.Fatalf("B within L1MaxAge: %+v", tok) // documented: up to a minute
 	}
-	mu.Lock()
-	now = now.Add(DefaultL1MaxAge + time.Second)
-	mu.Unlock()
+	advanceB(DefaultL1MaxAge + time.Second)
 	tok := get(b)
 	if tok.AccessToken == t1.AccessToken {
 		t.Fatal("instance B still serves the token instance A forgot")
@@ -301,24 +282,7 @@ func TestTieredStoreKeepsFullLifetimeWhenRedisIsDown(t *testing.T) {
 // Redis, and the upstream refused it there. Once B's memory copy is re-read,
 // B must not take the refused token back from its MSAL cache.
 func TestForgetOnOneInstanceBypassesAnotherInstancesMSALCache(t *testing.T) {
-	rdb, prefix := testRedis(t)
-	f := newFakeIdP(t)
-	var minted atomic.Int64
-	f.set(0, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "expires_in": 3600,
-			"access_token": fmt.Sprintf("tok.%d", minted.Add(1))})
-	})
-	kr, _ := KeyringFromBase64(NewRandomKey())
-	var mu sync.Mutex
-	now := time.Now()
-	clockB := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	a := f.client(t, func(c *Config) {
-		c.Store = NewTieredStore(NewMemoryStore(100, nil), NewRedisStore(rdb, prefix, kr), discardLogger())
-	})
-	b := f.client(t, func(c *Config) {
-		c.Store = NewTieredStore(NewMemoryStore(100, clockB), NewRedisStore(rdb, prefix, kr), discardLogger())
-	})
+	a, b, f, rdb, prefix, advanceB := twoTieredInstances(t)
 	ctx := context.Background()
 	t1, err := b.Token(ctx, "shared", graphScopes)
 	if err != nil || t1.Source != SourceIdP {
@@ -328,9 +292,7 @@ func TestForgetOnOneInstanceBypassesAnotherInstancesMSALCache(t *testing.T) {
 		t.Fatalf("A from Redis: %+v", got)
 	}
 	a.Forget(ctx, "shared", graphScopes)
-	mu.Lock()
-	now = now.Add(DefaultL1MaxAge + time.Second)
-	mu.Unlock()
+	advanceB(DefaultL1MaxAge + time.Second)
 	got, err := b.Token(ctx, "shared", graphScopes)
 	if err != nil || got.AccessToken == t1.AccessToken {
 		t.Fatalf("B served the token A's upstream refused: %+v %v", got, err)
@@ -343,4 +305,30 @@ func TestForgetOnOneInstanceBypassesAnotherInstancesMSALCache(t *testing.T) {
 	} else if ttl := rdb.PTTL(ctx, keys[0]).Val(); ttl <= 0 || ttl > time.Hour {
 		t.Fatalf("refusal mark TTL %v: want until the refused token expires", ttl)
 	}
+}
+
+// twoTieredInstances builds two Clients (A and B) sharing the local Redis
+// through TieredStores, against a fake IdP that mints a new token per
+// exchange; advanceB moves B's memory-tier clock.
+func twoTieredInstances(t *testing.T) (a, b *Client, f *fakeIdP, rdb *redis.Client, prefix string, advanceB func(time.Duration)) {
+	t.Helper()
+	rdb, prefix = testRedis(t)
+	f = newFakeIdP(t)
+	var minted atomic.Int64
+	f.set(0, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "expires_in": 3600,
+			"access_token": fmt.Sprintf("tok.%d", minted.Add(1))})
+	})
+	kr, _ := KeyringFromBase64(NewRandomKey())
+	var mu sync.Mutex
+	now := time.Now()
+	clockB := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	a = f.client(t, func(c *Config) {
+		c.Store = NewTieredStore(NewMemoryStore(100, nil), NewRedisStore(rdb, prefix, kr), discardLogger())
+	})
+	b = f.client(t, func(c *Config) {
+		c.Store = NewTieredStore(NewMemoryStore(100, clockB), NewRedisStore(rdb, prefix, kr), discardLogger())
+	})
+	return a, b, f, rdb, prefix, func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 }
