@@ -2,7 +2,6 @@ package apiauth_test
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/entra-go/secure-api/apiauth"
 	"github.com/entra-go/secure-api/entraemu"
+	"github.com/entra-go/secure-api/internal/testkit"
 )
 
 // Refusals of real emulator tokens as a caller sees them over HTTP: status,
@@ -95,23 +95,8 @@ func wantInvalidToken(t *testing.T, name string, got refusal, reason apiauth.Rea
 	}
 }
 
-// unverifiedClaims decodes a JWT payload without verifying it (to learn what
-// the emulator put in it).
-func unverifiedClaims(t *testing.T, token string) map[string]any {
-	t.Helper()
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWS: %d parts", len(parts))
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c map[string]any
-	if err := json.Unmarshal(b, &c); err != nil {
-		t.Fatal(err)
-	}
-	return c
+func unverifiedClaims(t *testing.T, jwt string) map[string]any {
+	return testkit.UnverifiedClaims(t, jwt)
 }
 
 func unixClaim(t *testing.T, c map[string]any, name string) string {

@@ -22,6 +22,7 @@ import (
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/public"
 
 	"github.com/entra-go/secure-api/entraemu"
+	"github.com/entra-go/secure-api/internal/testkit"
 )
 
 const (
@@ -38,23 +39,7 @@ func secretOf(t *testing.T, appID string) string {
 	return a.Secrets[0]
 }
 
-// claimsOf decodes a JWT payload without verifying it (tests only).
-func claimsOf(t *testing.T, jwt string) map[string]any {
-	t.Helper()
-	parts := strings.Split(jwt, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %d parts", len(parts))
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
+func claimsOf(t *testing.T, jwt string) map[string]any { return testkit.UnverifiedClaims(t, jwt) }
 
 func headerOf(t *testing.T, jwt string) map[string]any {
 	t.Helper()

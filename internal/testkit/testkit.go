@@ -5,9 +5,13 @@ package testkit
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
+	"testing"
 )
 
 // SyncBuffer is a goroutine-safe log sink: servers and clients under test
@@ -33,3 +37,23 @@ func (s *SyncBuffer) String() string {
 
 // DiscardLogger returns a logger that writes nowhere.
 func DiscardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// UnverifiedClaims decodes a compact JWS's payload without verifying it, to
+// see what an issuer put in a token; it fails the test on anything but three
+// parts with a base64url JSON object in the middle.
+func UnverifiedClaims(t testing.TB, jwt string) map[string]any {
+	t.Helper()
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWS: %d parts", len(parts))
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}

@@ -36,3 +36,30 @@ func TestDiscardLogger(t *testing.T) {
 	}
 	log.Info("dropped", "k", "v")
 }
+
+func TestUnverifiedClaims(t *testing.T) {
+	m := UnverifiedClaims(t, "eyJhbGciOiJSUzI1NiJ9.eyJvaWQiOiJ4IiwibiI6MX0.c2ln")
+	if m["oid"] != "x" || m["n"] != float64(1) || len(m) != 2 {
+		t.Fatalf("%v", m)
+	}
+	for _, bad := range []string{"a.b", "a.b.c.d", "h.!!!.s", "h.WzFd.s"} { // 2 parts, 4 parts, bad base64, a JSON array
+		ft := &fakeTB{TB: t}
+		func() {
+			defer func() { _ = recover() }()
+			UnverifiedClaims(ft, bad)
+		}()
+		if !ft.failed {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// fakeTB records a Fatal instead of stopping the real test.
+type fakeTB struct {
+	testing.TB
+	failed bool
+}
+
+func (f *fakeTB) Helper()               {}
+func (f *fakeTB) Fatal(...any)          { f.failed = true; panic("fatal") }
+func (f *fakeTB) Fatalf(string, ...any) { f.failed = true; panic("fatal") }
