@@ -26,7 +26,7 @@ func TestAPIWithEmulator(t *testing.T) {
 	if err := v.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := newServer(t, handler(cfg, v, nil))
+	srv := newServer(t, handler(cfg, v, nil, nil))
 
 	user := idp.PasswordToken(t, entraemu.CLIClientID, "reader@dev.test", "dev-password", apiScope).AccessToken
 	resp, body := do(t, "GET", srv+"/api", map[string]string{"Authorization": "Bearer " + user})

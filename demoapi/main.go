@@ -43,7 +43,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	oboH, closeOBO, err := newOBO(cfg, oc, client, log)
+	oboH, down, closeOBO, err := newOBO(cfg, oc, client, log)
 	if err != nil {
 		log.Warn("demoapi: GET /api/obo disabled", "reason", err.Error())
 		oboH = oboUnavailable(err.Error())
@@ -52,5 +52,5 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	log.Info("demoapi", "url", "http://"+cfg.Addr+"/api", "mode", cfg.Mode, "authority", cfg.Authority,
 		"client_id", cfg.ClientID, "allowed_origins", cfg.AllowedOrigins)
-	return httpx.Serve(ctx, httpx.NewServer(cfg.Addr, handler(cfg, v, oboH)), log)
+	return httpx.Serve(ctx, httpx.NewServer(cfg.Addr, handler(cfg, v, oboH, down)), log)
 }

@@ -106,7 +106,7 @@ func newTestAPI(t *testing.T, m *miniIDP) (*httptest.Server, *apiauth.Validator)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = v.Close() })
-	srv := httptest.NewServer(handler(cfg, v, nil))
+	srv := httptest.NewServer(handler(cfg, v, nil, nil))
 	t.Cleanup(srv.Close)
 	return srv, v
 }

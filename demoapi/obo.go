@@ -198,12 +198,13 @@ func (c OBOConfig) credential(clientID string) (obo.Credential, error) {
 	return obo.Credential{}, errors.New("no credential for On-Behalf-Of: set API_CLIENT_SECRET(_FILE), API_CLIENT_CERT_FILE + API_CLIENT_KEY_FILE, or AZURE_FEDERATED_TOKEN_FILE")
 }
 
-// newOBO builds the /api/obo handler and a close function. idp calls the
-// authority (trusting the dev CA in local mode).
-func newOBO(cfg Config, oc OBOConfig, idp *http.Client, log *slog.Logger) (http.Handler, func(), error) {
+// newOBO builds the /api/obo handler, the downstream client behind it (for
+// /metrics) and a close function. idp calls the authority (trusting the dev
+// CA in local mode).
+func newOBO(cfg Config, oc OBOConfig, idp *http.Client, log *slog.Logger) (http.Handler, *obo.Downstream, func(), error) {
 	cred, err := oc.credential(cfg.ClientID)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	mem := obo.NewMemoryStore(oc.CacheSize, nil)
 	var store obo.Store = mem
@@ -211,7 +212,7 @@ func newOBO(cfg Config, oc OBOConfig, idp *http.Client, log *slog.Logger) (http.
 	if oc.RedisAddr != "" {
 		keys, err := obo.KeyringFromBase64(oc.CacheKey)
 		if err != nil {
-			return nil, nil, fmt.Errorf("OBO_CACHE_KEY: %w", err)
+			return nil, nil, nil, fmt.Errorf("OBO_CACHE_KEY: %w", err)
 		}
 		rt := oc.RedisTimeout
 		if rt <= 0 {
@@ -234,17 +235,17 @@ func newOBO(cfg Config, oc OBOConfig, idp *http.Client, log *slog.Logger) (http.
 	})
 	if err != nil {
 		closeFn()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	up, err := httpx.ClientTrusting(cfg.CAFile, oc.Timeout)
 	if err != nil {
 		closeFn()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	d := &obo.Downstream{Tokens: tokens, URL: oc.UpstreamURL, Scopes: oc.Scopes, HTTPClient: up, Timeout: oc.Timeout}
 	log.Info("demoapi: On-Behalf-Of", "upstream", oc.UpstreamURL, "scopes", oc.Scopes, "credential", cred.Kind(),
 		"redis", oc.RedisAddr != "", "timeout", oc.Timeout)
-	return obo.Handler(d, log), closeFn, nil
+	return obo.Handler(d, log), d, closeFn, nil
 }
 
 // oboUnavailable answers /api/obo when OBO could not be set up.

@@ -59,6 +59,8 @@ type world struct {
 	upstreamFault atomic.Pointer[http.HandlerFunc]
 	idpProxy      *tcpProxy // the OBO client reaches the IdP through it
 	logs          *syncBuffer
+	// handler is the whole HTTP stack of the last instance api started.
+	handler http.Handler
 }
 
 type worldOpts struct {
@@ -173,11 +175,12 @@ func (w *world) api(o apiOpts) string {
 		var d net.Dialer
 		return d.DialContext(ctx, network, proxyAddr)
 	}
-	oboH, closeOBO, err := newOBO(cfg, oc, idpClient, log)
+	oboH, down, closeOBO, err := newOBO(cfg, oc, idpClient, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(handler(cfg, v, oboH))
+	w.handler = handler(cfg, v, oboH, down)
+	srv := httptest.NewServer(w.handler)
 	t.Cleanup(func() {
 		srv.Close()
 		closeOBO()

@@ -8,6 +8,7 @@ import (
 	"github.com/rs/cors"
 
 	"github.com/entra-go/secure-api/apiauth"
+	"github.com/entra-go/secure-api/obo"
 )
 
 // Scope and app role of the API registration (DESIGN §3).
@@ -18,8 +19,9 @@ const (
 
 // routes wires demoapi's endpoints. New protected endpoints are one more
 // mux.Handle line here. oboH (nil: not mounted) serves /api/obo, for
-// delegated callers only: On-Behalf-Of needs a user.
-func routes(mux *http.ServeMux, v *apiauth.Validator, oboH http.Handler) {
+// delegated callers only: On-Behalf-Of needs a user. down is the
+// downstream client behind oboH, whose counters /metrics reports (nil: none).
+func routes(mux *http.ServeMux, v *apiauth.Validator, oboH http.Handler, down *obo.Downstream) {
 	readers := apiauth.RequireScopeOrAppRole([]string{scopeAccessAsUser}, []string{roleDemoReadAll})
 	mux.Handle("GET /api", v.Protect(http.HandlerFunc(handleAPI), readers))
 	if oboH != nil {
@@ -36,13 +38,14 @@ func routes(mux *http.ServeMux, v *apiauth.Validator, oboH http.Handler) {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
+	mux.Handle("GET /metrics", metricsHandler(v, down))
 }
 
 // handler is the whole HTTP stack: CORS outermost, so that 401/403/503
 // answers carry the CORS headers and the page can read WWW-Authenticate.
-func handler(cfg Config, v *apiauth.Validator, oboH http.Handler) http.Handler {
+func handler(cfg Config, v *apiauth.Validator, oboH http.Handler, down *obo.Downstream) http.Handler {
 	mux := http.NewServeMux()
-	routes(mux, v, oboH)
+	routes(mux, v, oboH, down)
 	c := cors.New(cors.Options{
 		AllowedOrigins:   cfg.AllowedOrigins,
 		AllowedMethods:   []string{http.MethodGet, http.MethodPost},

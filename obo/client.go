@@ -161,27 +161,43 @@ type Stats struct {
 	// MSALBypasses counts exchanges made with a fresh MSAL client because
 	// the key's token had been refused (Forget) and MSAL's cache still held it.
 	MSALBypasses int64
+
+	// Successful Token calls and the time they took, summed, by the Source
+	// of their answer (a Prometheus summary's _count and _sum). These count
+	// callers, the fields above events: callers coalesced into one exchange
+	// are each an IdPTokens call; a flight answered from a cache (another
+	// flight or instance filled it) is a CacheTokens call for each of its
+	// callers. Failed calls are counted in Errors only.
+	CacheTokens int64
+	CacheTime   time.Duration
+	IdPTokens   int64
+	IdPTime     time.Duration
 }
 
 // Client acquires downstream tokens On-Behalf-Of callers. It is safe for
 // concurrent use; create one per API and keep it for the process lifetime.
 type Client struct {
-	cfg      Config
-	authz    string
-	store    Store
-	sf       singleflight.Group
-	mu       sync.Mutex // serialises MSAL client rebuilds
-	msal     atomic.Pointer[msalClient]
-	hits     atomic.Int64
-	idp      atomic.Int64
-	shared   atomic.Int64
-	errs     atomic.Int64
-	builds   atomic.Int64
-	bypass   atomic.Int64
-	log      *slog.Logger
-	newMSAL  func() (confidential.Client, error)
-	timeNow  func() time.Time
-	authorty string
+	cfg    Config
+	authz  string
+	store  Store
+	sf     singleflight.Group
+	mu     sync.Mutex // serialises MSAL client rebuilds
+	msal   atomic.Pointer[msalClient]
+	hits   atomic.Int64
+	idp    atomic.Int64
+	shared atomic.Int64
+	errs   atomic.Int64
+	builds atomic.Int64
+	bypass atomic.Int64
+	// Successful Token calls by Source, and their latency in nanoseconds.
+	cacheCalls atomic.Int64
+	cacheNanos atomic.Int64
+	idpCalls   atomic.Int64
+	idpNanos   atomic.Int64
+	log        *slog.Logger
+	newMSAL    func() (confidential.Client, error)
+	timeNow    func() time.Time
+	authorty   string
 	// discovery is whether MSAL runs instance discovery (see New).
 	discovery bool
 	// forgot holds the keys whose token a downstream API refused (Forget),
@@ -290,10 +306,24 @@ func (c *Client) AuthorizeURL() string { return c.authz }
 // Authority is the configured authority without a trailing slash.
 func (c *Client) Authority() string { return c.authorty }
 
-// Stats returns the counters.
+// Stats returns the counters. Each is read atomically, the set is not one
+// snapshot: under load two fields may be a few calls apart.
 func (c *Client) Stats() Stats {
 	return Stats{CacheHits: c.hits.Load(), IdPExchanges: c.idp.Load(), Coalesced: c.shared.Load(),
-		Errors: c.errs.Load(), MSALClients: c.builds.Load(), MSALBypasses: c.bypass.Load()}
+		Errors: c.errs.Load(), MSALClients: c.builds.Load(), MSALBypasses: c.bypass.Load(),
+		CacheTokens: c.cacheCalls.Load(), CacheTime: time.Duration(c.cacheNanos.Load()),
+		IdPTokens: c.idpCalls.Load(), IdPTime: time.Duration(c.idpNanos.Load())}
+}
+
+// observe counts one successful Token call answered from source in lat.
+func (c *Client) observe(source Source, lat time.Duration) {
+	if source == SourceCache {
+		c.cacheCalls.Add(1)
+		c.cacheNanos.Add(int64(lat))
+		return
+	}
+	c.idpCalls.Add(1)
+	c.idpNanos.Add(int64(lat))
 }
 
 // Key is the cache key for assertion and scopes at this client.
@@ -377,9 +407,11 @@ func (c *Client) Token(ctx context.Context, assertion string, scopes []string) (
 	}
 	k := c.Key(assertion, scopes)
 	if e, ok, _ := c.store.Get(ctx, k); ok {
+		lat := time.Since(start)
 		c.hits.Add(1)
+		c.observe(SourceCache, lat)
 		return Token{AccessToken: e.AccessToken, ExpiresOn: e.ExpiresOn, Source: SourceCache, Tier: e.Tier,
-			Latency: time.Since(start), CacheKey: k.short()}, nil
+			Latency: lat, CacheKey: k.short()}, nil
 	}
 	ch := c.sf.DoChan(string(k[:]), func() (any, error) { return c.exchange(ctx, k, assertion, scopes) })
 	select {
@@ -397,6 +429,7 @@ func (c *Client) Token(ctx context.Context, assertion string, scopes []string) (
 		if r.Shared {
 			c.shared.Add(1)
 		}
+		c.observe(t.Source, t.Latency)
 		return t, nil
 	case <-ctx.Done():
 		c.errs.Add(1)

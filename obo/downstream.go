@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,6 +29,37 @@ type Downstream struct {
 	// MaxBody bounds the response body (default DefaultMaxBody); a larger
 	// body is an upstream failure.
 	MaxBody int64
+
+	// Upstream calls by outcome (see DownstreamStats). Do not copy a
+	// Downstream once used.
+	ok, unauthorized, failed, timeouts, unreachable atomic.Int64
+}
+
+// DownstreamStats counts the calls a Downstream made to its API, by outcome,
+// since it was created. Calls that failed before reaching the API (no token)
+// are not counted here (see Client.Stats).
+type DownstreamStats struct {
+	OK           int64 // 2xx within MaxBody
+	Unauthorized int64 // 401: the token was refused (with or without a claims challenge)
+	Failed       int64 // any other status, or a body over MaxBody
+	Timeouts     int64 // no complete answer within Timeout
+	Unreachable  int64 // connection or transport errors, canceled calls
+}
+
+// Stats returns the upstream call counters (each read atomically).
+func (d *Downstream) Stats() DownstreamStats {
+	return DownstreamStats{OK: d.ok.Load(), Unauthorized: d.unauthorized.Load(), Failed: d.failed.Load(),
+		Timeouts: d.timeouts.Load(), Unreachable: d.unreachable.Load()}
+}
+
+// countTransport counts a call that got no complete answer (e from upstreamErr).
+func (d *Downstream) countTransport(e *Error) *Error {
+	if e.Kind == KindUpstreamTimeout {
+		d.timeouts.Add(1)
+	} else {
+		d.unreachable.Add(1)
+	}
+	return e
 }
 
 // Result is a downstream answer and how it was obtained (for the response,
@@ -81,16 +113,17 @@ func (d *Downstream) Get(ctx context.Context, assertion string) (*Result, error)
 	ustart := time.Now()
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, upstreamErr(cctx, err, 0)
+		return nil, d.countTransport(upstreamErr(cctx, err, 0))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
-		return nil, upstreamErr(cctx, err, resp.StatusCode)
+		return nil, d.countTransport(upstreamErr(cctx, err, resp.StatusCode))
 	}
 	ulat := time.Since(ustart)
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
+		d.unauthorized.Add(1)
 		// Our token was refused: never serve it again.
 		d.Tokens.Forget(context.WithoutCancel(ctx), assertion, d.Scopes)
 		if claims, ok := claimsFromChallenge(resp.Header.Values("WWW-Authenticate")); ok {
@@ -99,10 +132,13 @@ func (d *Downstream) Get(ctx context.Context, assertion string) (*Result, error)
 		}
 		return nil, &Error{Kind: KindUpstream, UpstreamStatus: resp.StatusCode, Message: "the upstream API refused the token"}
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		d.failed.Add(1)
 		return nil, &Error{Kind: KindUpstream, UpstreamStatus: resp.StatusCode, Message: "the upstream API failed"}
 	case int64(len(body)) > maxBody:
+		d.failed.Add(1)
 		return nil, &Error{Kind: KindUpstream, UpstreamStatus: resp.StatusCode, Message: "the upstream response is too large"}
 	}
+	d.ok.Add(1)
 	return &Result{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: body,
 		Token: tok, UpstreamLatency: ulat, Total: time.Since(start)}, nil
 }
