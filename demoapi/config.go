@@ -38,7 +38,8 @@ type Config struct {
 //	TENANT_ID        Entra mode: authority https://login.microsoftonline.com/<TENANT_ID>
 //	AUTHORITY        authority URL (default https://localhost:8443/<default tenant>);
 //	                 .../common or .../organizations for a multi-tenant API
-//	API_CLIENT_ID    the API registration's client id (default: the local directory's)
+//	API_CLIENT_ID    the API registration's client id (local mode default: the local directory's;
+//	                 required in Entra mode)
 //	API_AUDIENCE     extra accepted audiences, comma-separated (client id and api://<id> always are)
 //	TOKEN_VERSIONS   accepted token versions, comma-separated (default 2.0,1.0)
 //	ALLOWED_TENANTS  tenant allow-list for a multi-tenant authority, comma-separated
@@ -54,6 +55,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		AllowedOrigins: svc.List(svc.Or(getenv("ALLOWED_ORIGIN"), defaultOrigin)),
 	}
 	c.Authority, c.Mode, c.CAFile = svc.ResolveAuthority(getenv)
+	if c.Mode == svc.ModeEntra && strings.TrimSpace(getenv("API_CLIENT_ID")) == "" {
+		// The local directory's id would only fail later, per request, as
+		// an audience mismatch.
+		return c, errors.New("API_CLIENT_ID: required against a real tenant (the API registration's client id, walkthrough step 2)")
+	}
 	if len(c.AllowedOrigins) == 0 {
 		// rs/cors reads an empty list as "every origin": fail closed instead.
 		return c, errors.New("ALLOWED_ORIGIN: empty; list the page origin(s), e.g. http://localhost:30662")

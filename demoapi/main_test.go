@@ -137,6 +137,11 @@ func TestLoadConfig(t *testing.T) {
 	if err != nil || c.Mode != "entra" || c.Authority != "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47" || c.CAFile != "" {
 		t.Fatalf("entra config: %+v %v", c, err)
 	}
+	// Against a real tenant the local directory's API id is never a default.
+	delete(env, "API_CLIENT_ID")
+	if _, err := LoadConfig(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "API_CLIENT_ID") {
+		t.Fatalf("Entra mode without API_CLIENT_ID: %v", err)
+	}
 	if _, err := LoadConfig(func(k string) string { return map[string]string{"ALLOWED_ORIGIN": "*"}[k] }); err == nil {
 		t.Fatal("wildcard origin accepted")
 	}

@@ -347,7 +347,12 @@ func TestLoadOBOConfigUpstreamByMode(t *testing.T) {
 		{env: map[string]string{"TENANT_ID": "t1", "UPSTREAM_URL": "http://orders.example/me"}, mode: "entra", rejected: true},
 		{env: map[string]string{"UPSTREAM_URL": "http://upstream:5051/v1.0/me"}, url: "http://upstream:5051/v1.0/me", scope: "https://graph.microsoft.com/User.Read", mode: "local"},
 	} {
-		getenv := func(k string) string { return tc.env[k] }
+		getenv := func(k string) string {
+			if k == "API_CLIENT_ID" && tc.mode == "entra" {
+				return "11111111-2222-3333-4444-555555555555" // required in Entra mode
+			}
+			return tc.env[k]
+		}
 		cfg, err := LoadConfig(getenv)
 		if err != nil || cfg.Mode != tc.mode {
 			t.Fatalf("%v: mode %q %v", tc.env, cfg.Mode, err)

@@ -96,6 +96,16 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if u, err := url.Parse(apiBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return c, fmt.Errorf("API_BASE_URL %q: must be an absolute http(s) URL", apiBase)
 	}
+	if mode == svc.ModeEntra {
+		// The local directory's ids would only fail at sign-in (AADSTS700016,
+		// AADSTS500011): refuse to start instead.
+		if env("SPA_CLIENT_ID", "") == "" {
+			return c, fmt.Errorf("SPA_CLIENT_ID: required against a real tenant (the SPA registration's client id, walkthrough step 1)")
+		}
+		if env("API_CLIENT_ID", "") == "" && env("API_SCOPES", "") == "" {
+			return c, fmt.Errorf("API_CLIENT_ID (or API_SCOPES): required against a real tenant (the API registration, walkthrough step 2)")
+		}
+	}
 	apiClientID := env("API_CLIENT_ID", defaultAPIClientID)
 	scopes := svc.List(env("API_SCOPES", "api://"+apiClientID+"/access_as_user"))
 

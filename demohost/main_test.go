@@ -53,8 +53,21 @@ func TestLoadConfigLocalDefaults(t *testing.T) {
 	if c.CAFile != ".devidp/ca.pem" {
 		t.Errorf("CAFile %q: want the default dev CA path in local mode", c.CAFile)
 	}
-	if e, _ := LoadConfig(envOf(map[string]string{"TENANT_ID": "t"})); e.CAFile != "" {
-		t.Errorf("Entra mode trusts a dev CA by default: %q", e.CAFile)
+	if e, err := LoadConfig(envOf(map[string]string{"TENANT_ID": "t", "SPA_CLIENT_ID": "s", "API_CLIENT_ID": "a"})); err != nil || e.CAFile != "" {
+		t.Errorf("Entra mode trusts a dev CA by default: %q %v", e.CAFile, err)
+	}
+	// Against a real tenant the local directory's ids are never defaults.
+	for _, env := range []map[string]string{
+		{"TENANT_ID": "t", "API_CLIENT_ID": "a"},
+		{"TENANT_ID": "t", "SPA_CLIENT_ID": "s"},
+		{"AUTHORITY": "https://login.microsoftonline.com/t", "API_CLIENT_ID": "a"},
+	} {
+		if _, err := LoadConfig(envOf(env)); err == nil || !strings.Contains(err.Error(), "required against a real tenant") {
+			t.Errorf("%v: %v", env, err)
+		}
+	}
+	if _, err := LoadConfig(envOf(map[string]string{"TENANT_ID": "t", "SPA_CLIENT_ID": "s", "API_SCOPES": "api://x/y"})); err != nil {
+		t.Errorf("API_SCOPES without API_CLIENT_ID: %v", err)
 	}
 }
 
