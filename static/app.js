@@ -206,7 +206,7 @@
   // Known Entra error codes with the one-line fix users need (README
   // troubleshooting table has the long form).
   const AADSTS_HINTS = {
-    50011: "The redirect URI is not registered for this app. Register " + location.origin + "/redirect.html as a Single-page application redirect URI.",
+    50011: () => "The redirect URI is not registered for this app. Register " + ((cfg && cfg.redirectUri) || location.origin + "/redirect.html") + " as a Single-page application redirect URI.",
     50076: "Multi-factor authentication is required.",
     50126: "Wrong user name or password.",
     65001: "Consent is missing: the user or an admin has to consent to the app's permissions.",
@@ -226,7 +226,8 @@
     const msg = (e && (e.errorMessage || e.message)) || String(e);
     const n = aadsts(msg);
     const firstLine = msg.split(/\r?\n/)[0].replace(/^AADSTS\d+:\s*/, "");
-    const hint = n && AADSTS_HINTS[n] ? AADSTS_HINTS[n] : "";
+    const h = n && AADSTS_HINTS[n];
+    const hint = typeof h === "function" ? h() : h || "";
     return { code: codeStr, aadsts: n, text: (n ? "AADSTS" + n + ": " : "") + firstLine, hint };
   }
 
@@ -309,7 +310,9 @@
     if (opaqueOK) {
       showAlert("error", "The sign-in service refused this page (CORS)",
         ["The identity provider at ", code(originOf(cfg.authority)), " answered without allowing ", code(location.origin),
-          ". In local mode, the SPA's redirect URIs in the emulator's directory decide which origins are allowed."]);
+          cfg.mode === "local"
+            ? ". In local mode, the SPA's redirect URIs in the emulator's directory decide which origins are allowed."
+            : ". Check TENANT_ID / AUTHORITY, and that this page's redirect URI is registered under the Single-page application platform."]);
       return false;
     }
     let serverReach = false;
@@ -423,7 +426,11 @@
       try {
         result = await pca.acquireTokenSilent(request);
       } catch (e) {
-        if (!(e instanceof msal.InteractionRequiredAuthError)) throw e;
+        // timed_out: the hidden iframe never came back (at Entra, a tenant
+        // that sends it to a federation or SSO host the CSP does not frame,
+        // once the SPA's 24 h refresh token has expired). An interactive
+        // request recovers where a silent one cannot.
+        if (!(e instanceof msal.InteractionRequiredAuthError) && !(e && e.errorCode === "timed_out")) throw e;
         result = await interactive(request, pendingCall, ctx);
       }
     }
