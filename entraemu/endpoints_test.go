@@ -53,6 +53,20 @@ func TestAccessAndIDTokenClaimSets(t *testing.T) {
 	obo := ts.OBOToken(t, entraemu.APIClientID, secretOf(t, entraemu.APIClientID), reader.AccessToken, entraemu.GraphAppIDURI+"/User.Read", "openid", "profile", "offline_access")
 	app := ts.ClientCredentialsToken(t, entraemu.DaemonClientID, secretOf(t, entraemu.DaemonClientID), entraemu.APIAppIDURI+"/.default")
 	admin := ts.PasswordToken(t, entraemu.CLIClientID, "admin@dev.test", "dev-password", entraemu.APIAppIDURI+"/access_as_user")
+	// The SPA's auth code flow: an id token with the request's nonce.
+	br := ts.NewBrowser("reader@dev.test", "dev-password")
+	spa := spaRequest()
+	res := br.Authorize(t, spa)
+	st, spaTok := br.Redeem(t, spa, res, nil)
+	if st != 200 {
+		t.Fatalf("SPA redeem: %d %v", st, spaTok)
+	}
+	// An API whose manifest keeps accessTokenAcceptedVersion null gets v1
+	// tokens, app-only ones included.
+	dir := entraemu.DefaultDirectory()
+	dir.App(entraemu.APIClientID).AccessTokenAcceptedVersion = 0
+	v1ts := entraemu.NewTestServer(t, entraemu.WithDirectory(dir))
+	appV1 := v1ts.ClientCredentialsToken(t, entraemu.DaemonClientID, secretOf(t, entraemu.DaemonClientID), entraemu.APIAppIDURI+"/.default")
 
 	cases := []struct {
 		name   string
@@ -81,6 +95,14 @@ func TestAccessAndIDTokenClaimSets(t *testing.T) {
 			[]string{"aio", "aud", "exp", "iat", "iss", "name", "nbf", "oid", "preferred_username", "rh", "sub", "tid", "uti", "ver"},
 			[]string{"alg", "kid", "typ"},
 			map[string]any{"aud": entraemu.CLIClientID, "ver": "2.0", "oid": entraemu.ReaderOID, "preferred_username": "reader@dev.test", "name": "Dev Reader"}},
+		{"v2 id token, auth code with nonce", spaTok["id_token"].(string),
+			[]string{"aio", "aud", "exp", "iat", "iss", "name", "nbf", "nonce", "oid", "preferred_username", "rh", "sid", "sub", "tid", "uti", "ver"},
+			[]string{"alg", "kid", "typ"},
+			map[string]any{"aud": entraemu.SPAClientID, "nonce": res.Nonce, "iss": ts.Authority + "/v2.0", "oid": entraemu.ReaderOID}},
+		{"v1 app-only", appV1.AccessToken,
+			[]string{"aio", "appid", "appidacr", "aud", "exp", "iat", "idp", "idtyp", "iss", "nbf", "oid", "rh", "roles", "sub", "tid", "uti", "ver"},
+			[]string{"alg", "kid", "typ", "x5t"},
+			map[string]any{"ver": "1.0", "appid": entraemu.DaemonClientID, "appidacr": "1", "idtyp": "app", "iss": v1ts.URL + "/" + entraemu.DefaultTenantID + "/"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
