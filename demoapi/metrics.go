@@ -1,13 +1,13 @@
 package main
 
 import (
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/entra-go/secure-api/apiauth"
+	"github.com/entra-go/secure-api/internal/httpx"
 	"github.com/entra-go/secure-api/obo"
 )
 
@@ -18,7 +18,7 @@ import (
 // then only the signing-key metrics are answered.
 func metricsHandler(v *apiauth.Validator, down *obo.Downstream) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !isLoopback(r.RemoteAddr) {
+		if !httpx.IsLoopback(r.RemoteAddr) {
 			w.Header().Set("Cache-Control", "no-store")
 			http.Error(w, "metrics are served to loopback callers only", http.StatusForbidden)
 			return
@@ -79,16 +79,3 @@ func (p *promText) counter(name, help string, n int64) {
 }
 
 func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'g', -1, 64) }
-
-// isLoopback reports whether a RemoteAddr ("ip:port") is a loopback address.
-// It trusts the peer address only (never X-Forwarded-For): behind a reverse
-// proxy on the same host every caller looks local, so do not route /metrics
-// through one.
-func isLoopback(remoteAddr string) bool {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}

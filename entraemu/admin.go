@@ -2,11 +2,12 @@ package entraemu
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/entra-go/secure-api/internal/httpx"
 )
 
 // RotateKeys publishes and activates a new signing key at once (listed
@@ -64,14 +65,7 @@ const maxJWKSDelay = 5 * time.Minute
 
 // IsLoopback reports whether a RemoteAddr ("ip:port") is a loopback
 // address; the admin endpoints refuse everything else.
-func IsLoopback(remoteAddr string) bool {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func IsLoopback(remoteAddr string) bool { return httpx.IsLoopback(remoteAddr) }
 
 func (s *Server) adminRoutes(m *http.ServeMux) {
 	m.Handle("POST /_emulator/keys/rotate", s.admin(s.adminRotate))

@@ -146,3 +146,16 @@ func ClientWithRoots(pool *x509.CertPool, timeout time.Duration) *http.Client {
 		},
 	}
 }
+
+// IsLoopback reports whether a RemoteAddr ("ip:port", or a bare IP) is a
+// loopback address. It trusts the peer address only, never
+// X-Forwarded-For: behind a reverse proxy on the same host every caller
+// looks local, so loopback-only endpoints must not be routed through one.
+func IsLoopback(remoteAddr string) bool {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

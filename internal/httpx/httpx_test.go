@@ -140,3 +140,15 @@ func TestClientDoesNotFollowRedirects(t *testing.T) {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 }
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:5555": true, "[::1]:80": true, "127.1.2.3:1": true, "::1": true, "[::ffff:127.0.0.1]:9": true,
+		"10.0.0.1:5555": false, "[2001:db8::1]:443": false, "192.168.1.2:80": false, "localhost:80": false,
+		"garbage": false, "": false,
+	} {
+		if got := IsLoopback(addr); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
