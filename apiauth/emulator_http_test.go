@@ -59,14 +59,7 @@ func protectedServer(t *testing.T, v *apiauth.Validator, reached *atomic.Int32, 
 
 func callHTTP(t *testing.T, url, token string) refusal {
 	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := getWithToken(t, url, token)
 	r := refusal{Status: resp.StatusCode, WWW: resp.Header.Get("WWW-Authenticate")}
 	if resp.StatusCode != http.StatusOK {
 		if ct := resp.Header.Get("Content-Type"); ct != "application/json" {

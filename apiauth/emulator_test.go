@@ -52,6 +52,14 @@ func serveWith(v *apiauth.Validator, reqs ...func(http.Handler) http.Handler) *h
 
 func call(t *testing.T, url, token string) (int, string, string) {
 	t.Helper()
+	resp, b := getWithToken(t, url, token)
+	return resp.StatusCode, resp.Header.Get("WWW-Authenticate"), string(b)
+}
+
+// getWithToken GETs url with the token as a Bearer credential and returns
+// the response (body already read and closed) and its body.
+func getWithToken(t *testing.T, url, token string) (*http.Response, []byte) {
+	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
@@ -60,7 +68,7 @@ func call(t *testing.T, url, token string) (int, string, string) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header.Get("WWW-Authenticate"), string(b)
+	return resp, b
 }
 
 func TestEmulatorTokens(t *testing.T) {

@@ -159,11 +159,7 @@ func TestRedisStoreEncryptsAtRestWithTTL(t *testing.T) {
 }
 
 func TestTieredStoreDegradesToMemoryWhenRedisDies(t *testing.T) {
-	_, prefix := testRedis(t)
-	proxy := newTCPProxy(t, redisAddr)
-	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr(), DialTimeout: 200 * time.Millisecond,
-		ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, MaxRetries: -1})
-	defer rdb.Close()
+	rdb, prefix, proxy := proxiedRedis(t)
 	kr, _ := KeyringFromBase64(NewRandomKey())
 	var logs syncBuffer
 	l2 := NewRedisStore(rdb, prefix, kr)
@@ -255,11 +251,7 @@ func TestForgetReachesOtherInstancesThroughRedis(t *testing.T) {
 // only to entries Redis holds; while Redis is down, memory serves an entry
 // for its whole lifetime (no IdP call per key every minute).
 func TestTieredStoreKeepsFullLifetimeWhenRedisIsDown(t *testing.T) {
-	_, prefix := testRedis(t)
-	proxy := newTCPProxy(t, redisAddr)
-	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr(), DialTimeout: 200 * time.Millisecond,
-		ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, MaxRetries: -1})
-	defer rdb.Close()
+	rdb, prefix, proxy := proxiedRedis(t)
 	kr, _ := KeyringFromBase64(NewRandomKey())
 	now := time.Now()
 	ts := NewTieredStore(NewMemoryStore(100, func() time.Time { return now }), NewRedisStore(rdb, prefix, kr), discardLogger())
@@ -331,4 +323,17 @@ func twoTieredInstances(t *testing.T) (a, b *Client, f *fakeIdP, rdb *redis.Clie
 		c.Store = NewTieredStore(NewMemoryStore(100, clockB), NewRedisStore(rdb, prefix, kr), discardLogger())
 	})
 	return a, b, f, rdb, prefix, func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+}
+
+// proxiedRedis is a client of the local Redis through a TCP proxy the test
+// can close (Redis "dies" for this client only), with short timeouts and no
+// retries; it returns a key prefix unique to the test.
+func proxiedRedis(t *testing.T) (*redis.Client, string, *tcpProxy) {
+	t.Helper()
+	_, prefix := testRedis(t)
+	proxy := newTCPProxy(t, redisAddr)
+	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr(), DialTimeout: 200 * time.Millisecond,
+		ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb, prefix, proxy
 }
