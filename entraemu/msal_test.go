@@ -6,7 +6,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -41,18 +40,7 @@ func secretOf(t *testing.T, appID string) string {
 
 func claimsOf(t *testing.T, jwt string) map[string]any { return testkit.UnverifiedClaims(t, jwt) }
 
-func headerOf(t *testing.T, jwt string) map[string]any {
-	t.Helper()
-	b, err := base64.RawURLEncoding.DecodeString(strings.Split(jwt, ".")[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
+func headerOf(t *testing.T, jwt string) map[string]any { return testkit.UnverifiedHeader(t, jwt) }
 
 // ropc signs a user in through the CLI app with the real MSAL Go public client.
 func ropc(t *testing.T, ts *entraemu.TestServer, user string) public.AuthResult {

@@ -43,11 +43,23 @@ func DiscardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 // parts with a base64url JSON object in the middle.
 func UnverifiedClaims(t testing.TB, jwt string) map[string]any {
 	t.Helper()
+	return jwsPart(t, jwt, 1)
+}
+
+// UnverifiedHeader decodes a compact JWS's protected header, as
+// UnverifiedClaims does its payload.
+func UnverifiedHeader(t testing.TB, jwt string) map[string]any {
+	t.Helper()
+	return jwsPart(t, jwt, 0)
+}
+
+func jwsPart(t testing.TB, jwt string, i int) map[string]any {
+	t.Helper()
 	parts := strings.Split(jwt, ".")
 	if len(parts) != 3 {
 		t.Fatalf("not a JWS: %d parts", len(parts))
 	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	b, err := base64.RawURLEncoding.DecodeString(parts[i])
 	if err != nil {
 		t.Fatal(err)
 	}

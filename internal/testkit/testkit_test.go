@@ -42,6 +42,9 @@ func TestUnverifiedClaims(t *testing.T) {
 	if m["oid"] != "x" || m["n"] != float64(1) || len(m) != 2 {
 		t.Fatalf("%v", m)
 	}
+	if h := UnverifiedHeader(t, "eyJhbGciOiJSUzI1NiJ9.eyJvaWQiOiJ4IiwibiI6MX0.c2ln"); h["alg"] != "RS256" || len(h) != 1 {
+		t.Fatalf("header %v", h)
+	}
 	for _, bad := range []string{"a.b", "a.b.c.d", "h.!!!.s", "h.WzFd.s"} { // 2 parts, 4 parts, bad base64, a JSON array
 		ft := &fakeTB{TB: t}
 		func() {
