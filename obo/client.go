@@ -196,10 +196,7 @@ type Client struct {
 	idpNanos   atomic.Int64
 	log        *slog.Logger
 	newMSAL    func() (confidential.Client, error)
-	timeNow    func() time.Time
 	authorty   string
-	// discovery is whether MSAL runs instance discovery (see New).
-	discovery bool
 	// forgot holds the keys whose token a downstream API refused (Forget),
 	// while MSAL's shared client may still hold that token in its own cache:
 	// their exchanges use a fresh MSAL client (an empty cache), so that the
@@ -261,14 +258,12 @@ func New(cfg Config) (*Client, error) {
 	discovery := instanceDiscovery(u.Hostname(), cfg.InstanceDiscovery)
 	authority := strings.TrimRight(cfg.Authority, "/")
 	c := &Client{
-		cfg:       cfg,
-		authz:     authority + "/oauth2/v2.0/authorize",
-		store:     cfg.Store,
-		log:       cfg.Logger,
-		timeNow:   time.Now,
-		authorty:  authority,
-		discovery: discovery,
-		forgot:    map[Key]forgotMark{},
+		cfg:      cfg,
+		authz:    authority + "/oauth2/v2.0/authorize",
+		store:    cfg.Store,
+		log:      cfg.Logger,
+		authorty: authority,
+		forgot:   map[Key]forgotMark{},
 	}
 	c.newMSAL = func() (confidential.Client, error) {
 		return confidential.New(authority, cfg.ClientID, cfg.Credential.cred,

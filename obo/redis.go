@@ -166,6 +166,10 @@ func NewRedisStore(rdb redis.UniversalClient, prefix string, keys *Keyring) *Red
 // RedisKey is the Redis key under which k is stored.
 func (r *RedisStore) RedisKey(k Key) string { return r.prefix + k.String() }
 
+// auxKey is the Redis key of k's lock or refusal mark (kind "lock",
+// "refused"), beside its value under the same prefix.
+func (r *RedisStore) auxKey(kind string, k Key) string { return r.prefix + kind + ":" + k.String() }
+
 // Get implements Store. A value that does not decrypt (key rotated away,
 // tampering) is a miss, not an error.
 func (r *RedisStore) Get(ctx context.Context, k Key) (Entry, bool, error) {
@@ -207,19 +211,19 @@ func (r *RedisStore) MarkRefused(ctx context.Context, k Key, ttl time.Duration) 
 	if ttl < time.Millisecond {
 		return nil
 	}
-	return r.rdb.Set(ctx, r.prefix+"refused:"+k.String(), "1", ttl).Err()
+	return r.rdb.Set(ctx, r.auxKey("refused", k), "1", ttl).Err()
 }
 
 // Refused reports whether MarkRefused marked k and the mark has not expired.
 func (r *RedisStore) Refused(ctx context.Context, k Key) (bool, error) {
-	n, err := r.rdb.Exists(ctx, r.prefix+"refused:"+k.String()).Result()
+	n, err := r.rdb.Exists(ctx, r.auxKey("refused", k)).Result()
 	return n > 0, err
 }
 
 // Lock implements Locker: SET NX with a TTL and a random owner value; the
 // returned unlock deletes the lock only while this owner still holds it.
 func (r *RedisStore) Lock(ctx context.Context, k Key, ttl time.Duration) (func(), bool, error) {
-	lk := r.prefix + "lock:" + k.String()
+	lk := r.auxKey("lock", k)
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	owner := hex.EncodeToString(b)
