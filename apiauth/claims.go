@@ -264,9 +264,7 @@ func (c *claims) principal(payload []byte, kid string) *Principal {
 	if c.hasScp {
 		p.Scopes = strings.Fields(c.scp)
 	}
-	// Clipped, so that an append by a handler copies instead of writing into
-	// a shared backing array.
-	p.Scopes, p.Roles, p.AMR, p.RawClaims = slices.Clip(p.Scopes), slices.Clip(p.Roles), slices.Clip(p.AMR), slices.Clip(p.RawClaims)
+	p.clip()
 	p.AppOnly = c.idtyp == "app" || (!c.hasScp && len(c.roles) > 0)
 	if c.hasIat {
 		p.IssuedAt = time.Unix(c.iat, 0)

@@ -79,6 +79,12 @@ func (p *Principal) LogValue() slog.Value {
 		slog.String("ver", p.Version))
 }
 
+// clip clips p's slices, so that an append by a handler copies instead of
+// writing into a backing array other requests share.
+func (p *Principal) clip() {
+	p.Scopes, p.Roles, p.AMR, p.RawClaims = slices.Clip(p.Scopes), slices.Clip(p.Roles), slices.Clip(p.AMR), slices.Clip(p.RawClaims)
+}
+
 // grants is what the requirements check: a private copy of the
 // authorization-relevant claims, made once per validated token and stored
 // next to (not inside) the Principal, so that no code holding the Principal
@@ -133,7 +139,7 @@ func WithPrincipal(ctx context.Context, p *Principal, token string) context.Cont
 	ai := &authInfo{token: token}
 	if p != nil {
 		ai.p, ai.g = *p, newGrants(p)
-		ai.p.Scopes, ai.p.Roles, ai.p.AMR, ai.p.RawClaims = slices.Clip(p.Scopes), slices.Clip(p.Roles), slices.Clip(p.AMR), slices.Clip(p.RawClaims)
+		ai.p.clip()
 	}
 	return context.WithValue(ctx, ctxKey{}, ai)
 }

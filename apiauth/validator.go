@@ -169,13 +169,11 @@ func (v *Validator) check(ctx context.Context, token string) (*Principal, *grant
 	if len(token) > v.cfg.MaxTokenSize {
 		return nil, nil, unauthorized(ReasonTooLarge, fmt.Sprintf("token of %d bytes exceeds the %d-byte cap", len(token), v.cfg.MaxTokenSize), "")
 	}
+	var gen uint64
 	if v.cache != nil {
 		if p, g, ok := v.cache.get(token, v.cfg.Now().Unix()); ok {
 			return p, g, nil
 		}
-	}
-	var gen uint64
-	if v.cache != nil {
 		gen = v.cache.generation()
 	}
 	p, until, err := v.validate(ctx, token)
