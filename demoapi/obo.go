@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -161,8 +160,7 @@ func checkUpstreamURL(raw, mode string) error {
 		return fmt.Errorf("UPSTREAM_URL %q: want an absolute http(s) URL", raw)
 	}
 	if u.Scheme == "http" && mode != svc.ModeLocal {
-		h := u.Hostname()
-		if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if h := u.Hostname(); h != "localhost" && !httpx.IsLoopback(h) {
 			return fmt.Errorf("UPSTREAM_URL %q: Entra mode sends real tokens; use https (plain http only to localhost)", raw)
 		}
 	}
