@@ -83,10 +83,7 @@ func (s *Server) grantAuthorizationCode(t *tokenRequest) (map[string]any, *oauth
 	if e != nil {
 		return nil, e
 	}
-	if e := s.checkCA(c.who, q.resource); e != nil {
-		return nil, e
-	}
-	if e := s.checkRequestedClaims(c.who, rc, q.resource); e != nil {
+	if e := s.checkCA(c.who, rc, q.resource); e != nil {
 		return nil, e
 	}
 	opt := refreshOptions{spa: c.kind == redirectSPA, public: !t.authed}

@@ -114,10 +114,7 @@ func (s *Server) grantPassword(t *tokenRequest) (map[string]any, *oauthError) {
 		return nil, e
 	}
 	who := principal{user: user, amr: []string{"pwd"}, authTime: s.now()}
-	if e := s.checkCA(who, q.resource); e != nil {
-		return nil, e
-	}
-	if e := s.checkRequestedClaims(who, rc, q.resource); e != nil {
+	if e := s.checkCA(who, rc, q.resource); e != nil {
 		return nil, e
 	}
 	return s.delegatedResponse(t, q, scp, who, rc, refreshOptions{public: !t.authed}, "")
@@ -221,10 +218,7 @@ func (s *Server) grantRefreshToken(t *tokenRequest) (map[string]any, *oauthError
 	if e != nil {
 		return nil, e
 	}
-	if e := s.checkCA(g.who, q.resource); e != nil {
-		return nil, e
-	}
-	if e := s.checkRequestedClaims(g.who, rc, q.resource); e != nil {
+	if e := s.checkCA(g.who, rc, q.resource); e != nil {
 		return nil, e
 	}
 	// Only now, with every check passed, is the token spent: Entra keeps a

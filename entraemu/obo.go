@@ -55,10 +55,7 @@ func (s *Server) grantOnBehalfOf(t *tokenRequest) (map[string]any, *oauthError) 
 	if e != nil {
 		return nil, e
 	}
-	if e := s.checkCA(who, q.resource); e != nil {
-		return nil, e
-	}
-	if e := s.checkRequestedClaims(who, rc, q.resource); e != nil {
+	if e := s.checkCA(who, rc, q.resource); e != nil {
 		return nil, e
 	}
 	// Entra's OBO response has no id token (the middle tier is not the

@@ -257,32 +257,26 @@ func mfaChallenge(policyID string) string {
 	return `{"access_token":{"capolids":{"essential":true,"values":["` + policyID + `"]}}}`
 }
 
-// checkCA refuses a token for res unless who satisfies its MFA policy.
-func (s *Server) checkCA(who principal, res *App) *oauthError {
-	p := s.caPolicy(who.user, res)
-	if p == nil || who.hasMFA() {
+// checkCA refuses a token for res unless who satisfies both the directory's
+// MFA policy for res and the token request's claims: a claims request naming
+// an authentication context (acrs) or a conditional-access policy (capolids).
+// The emulator's auth contexts and named policies all mean MFA: like Entra,
+// the token endpoint cannot do the step-up itself, so it answers
+// interaction_required with the claims the client must take to the
+// authorize page (which then asks for MFA).
+func (s *Server) checkCA(who principal, rc requestedClaims, res *App) *oauthError {
+	if who.hasMFA() {
 		return nil
 	}
 	code := 50076
 	if !who.user.MFARegistered {
 		code = 50079
 	}
-	return errorForCode(code, res.AppID, mfaChallenge(p.ID))
-}
-
-// checkRequestedClaims refuses a token whose claims request names an
-// authentication context (acrs) or a conditional-access policy (capolids)
-// that who has not satisfied. The emulator's auth contexts and named
-// policies all mean MFA: like Entra, the token endpoint cannot do the
-// step-up itself, so it answers interaction_required with the claims the
-// client must take to the authorize page (which then asks for MFA).
-func (s *Server) checkRequestedClaims(who principal, rc requestedClaims, res *App) *oauthError {
-	if who.hasMFA() || (len(rc.acrs) == 0 && len(rc.capolids) == 0) {
-		return nil
+	if p := s.caPolicy(who.user, res); p != nil {
+		return errorForCode(code, res.AppID, mfaChallenge(p.ID))
 	}
-	code := 50076
-	if !who.user.MFARegistered {
-		code = 50079
+	if len(rc.acrs) > 0 || len(rc.capolids) > 0 {
+		return errorForCode(code, res.AppID, rc.challenge())
 	}
-	return errorForCode(code, res.AppID, rc.challenge())
+	return nil
 }
