@@ -254,7 +254,7 @@ func (s *Server) caPolicyAny(user *User, qs []*scopeRequest) (*App, *CAPolicy) {
 
 // mfaChallenge is the claims challenge naming the policy.
 func mfaChallenge(policyID string) string {
-	return `{"access_token":{"capolids":{"essential":true,"values":["` + policyID + `"]}}}`
+	return requestedClaims{capolids: []string{policyID}}.challenge()
 }
 
 // checkCA refuses a token for res unless who satisfies both the directory's
